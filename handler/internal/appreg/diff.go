@@ -1,0 +1,231 @@
+package appreg
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Settings are the parts of the configuration the engine works from.
+type Settings struct {
+	DisplayName     string
+	UniqueName      string
+	PermissionLevel int
+	SecretName      string
+	SecretLifetime  time.Duration
+	RenewBefore     time.Duration
+	Overlap         time.Duration
+	Remediate       bool
+}
+
+// OrphanAge is how old a credential that no secret version names must be before it is removed: no run
+// lasts that long, so a concurrent run's fresh credential is never taken.
+const OrphanAge = time.Hour
+
+// Observation is the tenant as read at one moment.
+type Observation struct {
+	TenantID string
+	App      *Application                 // nil: no application with the uniqueName
+	SP       *ServicePrincipal            // nil: the application has no service principal
+	Resource map[string]*ServicePrincipal // by appId; nil value: absent from the tenant
+	Assigned []AppRoleAssignment          // granted to SP
+	Current  *SecretVersion               // nil: no secret
+	Versions []SecretVersion              // every version of the secret, oldest first
+}
+
+// credential finds a password credential of the application by keyId.
+func (o *Observation) credential(keyID string) (PasswordCredential, bool) {
+	if o.App == nil || keyID == "" {
+		return PasswordCredential{}, false
+	}
+	for _, c := range o.App.Passwords {
+		if c.KeyID == keyID {
+			return c, true
+		}
+	}
+	return PasswordCredential{}, false
+}
+
+// currentKeyID is the keyId the current secret version names, "" when there is none.
+func (o *Observation) currentKeyID() string {
+	if o.Current == nil {
+		return ""
+	}
+	return o.Current.KeyID()
+}
+
+// consented tells whether SP holds an assignment of the permission.
+func (o *Observation) consented(p Permission) bool {
+	res := o.Resource[p.ResourceAppID]
+	if o.SP == nil || res == nil {
+		return false
+	}
+	for _, a := range o.Assigned {
+		if a.PrincipalID == o.SP.ID && a.ResourceID == res.ID && a.AppRoleID == p.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// SecretState is the verdict on the current secret.
+type SecretState int
+
+// Secret states, from worst to best.
+const (
+	SecretMissing  SecretState = iota // no Key Vault secret
+	SecretNotOnApp                    // its keyId is not a credential of the application
+	SecretExpired
+	SecretExpiring // inside the renewal window
+	SecretCurrent
+)
+
+// secretState judges the current secret and gives its credential when the application holds it.
+func (s Settings) secretState(o *Observation, now time.Time) (SecretState, PasswordCredential) {
+	if o.Current == nil {
+		return SecretMissing, PasswordCredential{}
+	}
+	cred, ok := o.credential(o.Current.KeyID())
+	switch {
+	case !ok:
+		return SecretNotOnApp, cred
+	case !now.Before(cred.End):
+		return SecretExpired, cred
+	case !now.Before(cred.End.Add(-s.RenewBefore)):
+		return SecretExpiring, cred
+	}
+	return SecretCurrent, cred
+}
+
+// Removable tells whether a credential other than the current one may go, and why: once the overlap has
+// passed since its successor version was stored, or, when no version names it, once it is OrphanAge old.
+// The credential the current version names is never removable.
+func Removable(c PasswordCredential, current *SecretVersion, versions []SecretVersion, overlap time.Duration, now time.Time) (bool, string) {
+	if current != nil && current.KeyID() == c.KeyID {
+		return false, "current"
+	}
+	var latest *SecretVersion
+	for i := range versions {
+		v := &versions[i]
+		if v.KeyID() == c.KeyID && (latest == nil || !v.Created.Before(latest.Created)) {
+			latest = v
+		}
+	}
+	if latest == nil {
+		if now.Sub(c.Start) >= OrphanAge {
+			return true, fmt.Sprintf("no secret version names it and it is older than %s", OrphanAge)
+		}
+		return false, "orphan younger than an hour"
+	}
+	// Its successor: the first version stored after the latest one naming it.
+	var successor time.Time
+	for _, v := range versions {
+		if v.KeyID() != c.KeyID && v.Created.After(latest.Created) && (successor.IsZero() || v.Created.Before(successor)) {
+			successor = v.Created
+		}
+	}
+	if successor.IsZero() && current != nil && current.ID != latest.ID {
+		successor = current.Created // stored in the same second
+	}
+	if successor.IsZero() {
+		return false, "no successor stored"
+	}
+	if !now.Before(successor.Add(overlap)) {
+		return true, fmt.Sprintf("replaced %s ago, overlap %s", now.Sub(successor).Round(time.Second), overlap)
+	}
+	return false, "inside its overlap"
+}
+
+// Diff compares an observation with the desired state and gives the contract's findings, in a stable order.
+func (s Settings) Diff(o *Observation, now time.Time) []Finding {
+	var fs []Finding
+	add := func(code, sev, format string, args ...any) {
+		fs = append(fs, Finding{Code: code, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	}
+	want := PermissionsFor(s.PermissionLevel)
+
+	if o.App == nil {
+		add(CodeAppMissing, SeverityError, "no application with uniqueName %q", s.UniqueName)
+	} else {
+		if o.App.SignInAudience != AudienceMyOrg {
+			add(CodeAudienceWrong, SeverityError, "signInAudience is %q, want %q", o.App.SignInAudience, AudienceMyOrg)
+		}
+		have := map[[2]string]string{} // (resource, id) -> type
+		for _, ra := range o.App.RequiredResourceAccess {
+			for _, a := range ra.Access {
+				have[[2]string{ra.ResourceAppID, a.ID}] = a.Type
+			}
+		}
+		wanted := map[[2]string]bool{}
+		for _, p := range want {
+			key := [2]string{p.ResourceAppID, p.ID}
+			wanted[key] = true
+			if have[key] != AccessRole {
+				add(CodePermissionMissing, SeverityError, "%s %s is not a required application permission", p.Resource, p.Value)
+			}
+		}
+		for _, ra := range o.App.RequiredResourceAccess {
+			for _, a := range ra.Access {
+				if !wanted[[2]string{ra.ResourceAppID, a.ID}] || a.Type != AccessRole {
+					add(CodePermissionUnexpected, SeverityError, "requiredResourceAccess holds %s (%s), which level %d does not include",
+						knownPermission(ra.ResourceAppID, a.ID), a.Type, s.PermissionLevel)
+				}
+			}
+		}
+		if o.SP == nil {
+			add(CodeServicePrincipalMissing, SeverityError, "application %s has no service principal", o.App.AppID)
+		}
+	}
+	unavailable := map[string]bool{}
+	for _, p := range want {
+		if o.Resource[p.ResourceAppID] == nil {
+			if !unavailable[p.ResourceAppID] {
+				unavailable[p.ResourceAppID] = true
+				add(CodeResourceUnavailable, SeverityWarning, "%s (appId %s) has no service principal in this tenant: its permissions cannot be granted", p.Resource, p.ResourceAppID)
+			}
+			continue
+		}
+		if o.App != nil && !o.consented(p) {
+			add(CodeConsentMissing, SeverityError, "%s %s has no admin consent (app role assignment)", p.Resource, p.Value)
+		}
+	}
+
+	state, cred := s.secretState(o, now)
+	switch state {
+	case SecretMissing:
+		add(CodeSecretMissing, SeverityError, "Key Vault holds no secret %q", s.SecretName)
+	case SecretNotOnApp:
+		if o.App == nil {
+			add(CodeSecretNotOnApp, SeverityError, "secret %q names keyId %q, but there is no application", s.SecretName, o.Current.KeyID())
+		} else {
+			add(CodeSecretNotOnApp, SeverityError, "secret %q names keyId %q, which is not a credential of application %s", s.SecretName, o.Current.KeyID(), o.App.AppID)
+		}
+	case SecretExpired:
+		add(CodeSecretExpired, SeverityError, "the current secret (keyId %s) expired at %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339))
+	case SecretExpiring:
+		add(CodeSecretExpiring, SeverityWarning, "the current secret (keyId %s) expires at %s, inside the %s renewal window", cred.KeyID, cred.End.UTC().Format(time.RFC3339), s.RenewBefore)
+	}
+	if o.App != nil {
+		for _, c := range o.App.Passwords {
+			if ok, why := Removable(c, o.Current, o.Versions, s.Overlap, now); ok {
+				add(CodeCredentialStale, SeverityWarning, "credential %s outlived the overlap: %s", c.KeyID, why)
+			}
+		}
+	}
+	return fs
+}
+
+// Compliant is true when no finding has severity error.
+func Compliant(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Severity == SeverityError {
+			return false
+		}
+	}
+	return true
+}
+
+// sortVersions orders versions oldest first.
+func sortVersions(vs []SecretVersion) {
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].Created.Before(vs[j].Created) })
+}

@@ -1,0 +1,609 @@
+package appreg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scepman-appreg/appreg/handler/internal/logctx"
+)
+
+// SecretContentType is the contentType of every secret version the engine stores.
+const SecretContentType = "text/plain; client secret of an Entra ID application"
+
+// Engine reconciles the tenant with the desired state: it observes, diffs, and applies the plan.
+type Engine struct {
+	dir      Directory
+	vault    Vault
+	settings Settings
+	now      func() time.Time
+	backoff  Backoff
+
+	// writeMu serialises the writing operations (provision, rotate) of this process; other processes are
+	// tolerated by the engine's idempotent steps.
+	writeMu sync.Mutex
+
+	cacheMu   sync.Mutex
+	tenantID  string
+	resources map[string]ServicePrincipal // resource service principals do not change: read once per process
+
+	refresher Refresher
+	siteIDs   []string
+}
+
+// NewEngine builds an engine. now is the clock that decides expiry (time.Now in production).
+func NewEngine(dir Directory, vault Vault, s Settings, now func() time.Time) *Engine {
+	return &Engine{dir: dir, vault: vault, settings: s, now: now, backoff: DefaultBackoff,
+		resources: map[string]ServicePrincipal{}}
+}
+
+// SetBackoff replaces the retry back-off.
+func (e *Engine) SetBackoff(b Backoff) { e.backoff = b }
+
+// Settings returns the engine's settings.
+func (e *Engine) Settings() Settings { return e.settings }
+
+// Observe reads the tenant: the application and its service principal, assignments and credentials, the
+// resource service principals, and the Key Vault secret with its versions. Independent reads run at once.
+func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
+	o := &Observation{Resource: map[string]*ServicePrincipal{}}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		o.TenantID, err = e.tenant(gctx)
+		return err
+	})
+	g.Go(func() error { return e.observeApp(gctx, o) })
+	for _, appID := range Resources(PermissionsFor(e.settings.PermissionLevel)) {
+		g.Go(func() error {
+			sp, err := e.resource(gctx, appID)
+			mu.Lock()
+			o.Resource[appID] = sp
+			mu.Unlock()
+			return err
+		})
+	}
+	g.Go(func() error {
+		var cur SecretVersion
+		err := e.backoff.retry(gctx, "reading the secret", transient, func() (err error) {
+			cur, err = e.vault.Secret(gctx, e.settings.SecretName)
+			return err
+		})
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading secret %s from Key Vault: %w", e.settings.SecretName, err)
+		}
+		o.Current = &cur
+		return nil
+	})
+	g.Go(func() error {
+		var vs []SecretVersion
+		err := e.backoff.retry(gctx, "listing secret versions", transient, func() (err error) {
+			vs, err = e.vault.SecretVersions(gctx, e.settings.SecretName)
+			return err
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("listing the versions of secret %s: %w", e.settings.SecretName, err)
+		}
+		sortVersions(vs)
+		o.Versions = vs
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// observeApp reads the application, then its service principal, then the assignments granted to it.
+func (e *Engine) observeApp(ctx context.Context, o *Observation) error {
+	app, err := e.readApp(ctx, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o.App = &app
+	sp, err := e.readSP(ctx, app.AppID, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o.SP = &sp
+	o.Assigned, err = e.readAssignments(ctx, sp.ID)
+	return err
+}
+
+func (e *Engine) readApp(ctx context.Context, fresh bool) (Application, error) {
+	retryable := transient
+	if fresh {
+		retryable = transientOr(ErrNotFound)
+	}
+	var app Application
+	err := e.backoff.retry(ctx, "reading the application", retryable, func() (err error) {
+		app, err = e.dir.Application(ctx, e.settings.UniqueName)
+		return err
+	})
+	if err != nil {
+		return app, fmt.Errorf("reading application %q: %w", e.settings.UniqueName, err)
+	}
+	return app, nil
+}
+
+func (e *Engine) readSP(ctx context.Context, appID string, fresh bool) (ServicePrincipal, error) {
+	retryable := transient
+	if fresh {
+		retryable = transientOr(ErrNotFound)
+	}
+	var sp ServicePrincipal
+	err := e.backoff.retry(ctx, "reading the service principal", retryable, func() (err error) {
+		sp, err = e.dir.ServicePrincipal(ctx, appID)
+		return err
+	})
+	if err != nil {
+		return sp, fmt.Errorf("reading the service principal of application %s: %w", appID, err)
+	}
+	return sp, nil
+}
+
+func (e *Engine) readAssignments(ctx context.Context, spID string) ([]AppRoleAssignment, error) {
+	var as []AppRoleAssignment
+	err := e.backoff.retry(ctx, "listing app role assignments", transient, func() (err error) {
+		as, err = e.dir.AppRoleAssignments(ctx, spID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the app role assignments of service principal %s: %w", spID, err)
+	}
+	return as, nil
+}
+
+func (e *Engine) tenant(ctx context.Context) (string, error) {
+	e.cacheMu.Lock()
+	id := e.tenantID
+	e.cacheMu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	err := e.backoff.retry(ctx, "reading the tenant id", transient, func() (err error) {
+		id, err = e.dir.TenantID(ctx)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading the tenant id: %w", err)
+	}
+	e.cacheMu.Lock()
+	e.tenantID = id
+	e.cacheMu.Unlock()
+	return id, nil
+}
+
+// resource reads a resource service principal, once per process; nil when the tenant lacks it.
+func (e *Engine) resource(ctx context.Context, appID string) (*ServicePrincipal, error) {
+	e.cacheMu.Lock()
+	sp, ok := e.resources[appID]
+	e.cacheMu.Unlock()
+	if ok {
+		return &sp, nil
+	}
+	sp, err := e.readSP(ctx, appID, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.cacheMu.Lock()
+	e.resources[appID] = sp
+	e.cacheMu.Unlock()
+	return &sp, nil
+}
+
+// Status observes the tenant and reports its findings; it never writes.
+func (e *Engine) Status(ctx context.Context) (StatusReport, error) {
+	o, err := e.Observe(ctx)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	return e.report(o), nil
+}
+
+func (e *Engine) report(o *Observation) StatusReport {
+	now := e.now()
+	fs := e.settings.Diff(o, now)
+	r := StatusReport{Compliant: Compliant(fs), Findings: fs}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	if o.App != nil {
+		r.AppID = o.App.AppID
+	}
+	if o.Current != nil {
+		s := &SecretStatus{KeyID: o.Current.KeyID()}
+		if _, cred := e.settings.secretState(o, now); !cred.End.IsZero() {
+			exp, renew := cred.End.UTC(), cred.End.Add(-e.settings.RenewBefore).UTC()
+			s.ExpiresOn, s.RenewAfter = &exp, &renew
+		} else if !o.Current.Expires.IsZero() {
+			exp := o.Current.Expires.UTC()
+			s.ExpiresOn = &exp
+		}
+		r.Secret = s
+	}
+	return r
+}
+
+// Compliance runs the status check and, when remediation is on and the tenant is not compliant,
+// provisions and checks again.
+func (e *Engine) Compliance(ctx context.Context) (ComplianceResult, error) {
+	before, err := e.Status(ctx)
+	if err != nil {
+		return ComplianceResult{}, err
+	}
+	res := ComplianceResult{Before: before, Compliant: before.Compliant}
+	if before.Compliant || !e.settings.Remediate {
+		return res, nil
+	}
+	pr, err := e.Provision(ctx)
+	if err != nil {
+		return res, fmt.Errorf("remediating: %w", err)
+	}
+	res.Remediated = &pr
+	after, err := e.Status(ctx)
+	if err != nil {
+		return res, fmt.Errorf("checking again after remediation: %w", err)
+	}
+	res.After, res.Compliant = &after, after.Compliant
+	return res, nil
+}
+
+// Provision brings the tenant to the desired state.
+func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	log := logctx.From(ctx)
+	o, err := e.Observe(ctx)
+	if err != nil {
+		return ProvisionResult{}, err
+	}
+	var res ProvisionResult
+	change := func(format string, args ...any) {
+		c := fmt.Sprintf(format, args...)
+		res.Changes = append(res.Changes, c)
+		log.Info("change", "change", c)
+	}
+	want := PermissionsFor(e.settings.PermissionLevel)
+
+	// 1. The application.
+	spec := AppSpec{DisplayName: e.settings.DisplayName, SignInAudience: AudienceMyOrg, RequiredResourceAccess: RequiredResourceAccess(want)}
+	if o.App == nil || appDiffers(*o.App, spec) {
+		created, err := e.upsertApp(ctx, spec)
+		if err != nil {
+			return res, err
+		}
+		app, err := e.readBackApp(ctx, spec)
+		if err != nil {
+			return res, err
+		}
+		switch {
+		case created:
+			res.Created = true
+			change("application created")
+		case o.App == nil:
+			change("application created by a concurrent call, then updated")
+		default:
+			change("application updated: %s", appDiffs(o.App, spec))
+		}
+		o.App = &app
+		log = log.With("appId", app.AppID)
+		ctx = logctx.With(ctx, log)
+	}
+	// 2. Its service principal.
+	if o.SP == nil {
+		sp, made, err := e.ensureSP(ctx, o.App.AppID, res.Created)
+		if err != nil {
+			return res, err
+		}
+		if made {
+			change("service principal created")
+		}
+		o.SP = &sp
+	}
+	// 3. Admin consent.
+	granted := false
+	for _, p := range want {
+		rsp := o.Resource[p.ResourceAppID]
+		if rsp == nil {
+			continue
+		}
+		if err := checkRole(rsp, p); err != nil {
+			return res, err
+		}
+		if o.consented(p) {
+			continue
+		}
+		if err := e.assign(ctx, o.SP.ID, rsp.ID, p); err != nil {
+			return res, err
+		}
+		change("admin consent granted: %s %s", p.Resource, p.Value)
+		granted = true
+	}
+	if granted {
+		if o.Assigned, err = e.readBackAssignments(ctx, o, want); err != nil {
+			return res, err
+		}
+	}
+	// 4. The secret.
+	switch state, _ := e.settings.secretState(o, e.now()); state {
+	case SecretMissing, SecretNotOnApp, SecretExpired:
+		cred, v, err := e.newSecret(ctx, o.App, res.Created)
+		if err != nil {
+			return res, err
+		}
+		change("client secret %s created, expires %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339))
+		change("client secret stored in Key Vault as %s", v.ID)
+		o.App.Passwords = append(o.App.Passwords, cred)
+		o.Current = &v
+		o.Versions = append(o.Versions, v)
+	}
+
+	res.TenantID, res.AppID, res.ObjectID = o.TenantID, o.App.AppID, o.App.ObjectID
+	res.ServicePrincipalID, res.DisplayName, res.UniqueName = o.SP.ID, o.App.DisplayName, e.settings.UniqueName
+	for _, p := range want {
+		res.Permissions = append(res.Permissions, PermissionState{ResourceAppID: p.ResourceAppID, Value: p.Value, ID: p.ID, Consented: o.consented(p)})
+	}
+	if cred, ok := o.credential(o.currentKeyID()); ok {
+		res.Secret = &SecretInfo{Name: e.settings.SecretName, ID: o.Current.ID, KeyID: cred.KeyID, ExpiresOn: cred.End.UTC()}
+	}
+	for _, f := range e.settings.Diff(o, e.now()) {
+		if f.Code == CodeResourceUnavailable {
+			res.Warnings = append(res.Warnings, f)
+		}
+	}
+	if res.Changes == nil {
+		res.Changes = []string{}
+	}
+	return res, nil
+}
+
+func (e *Engine) upsertApp(ctx context.Context, spec AppSpec) (bool, error) {
+	var created bool
+	err := e.backoff.retry(ctx, "upserting the application", transient, func() (err error) {
+		created, err = e.dir.UpsertApplication(ctx, e.settings.UniqueName, spec)
+		return err
+	})
+	if errors.Is(err, ErrUniqueNameTaken) {
+		return false, fmt.Errorf("creating application %q: %w: restore it (Entra admin center > App registrations > Deleted applications > Restore app) "+
+			"or delete it permanently from there, or set APPREG_UNIQUE_NAME to another name: %w", e.settings.UniqueName, ErrUniqueNameTaken, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating or updating application %q: %w", e.settings.UniqueName, err)
+	}
+	return created, nil
+}
+
+// errStale marks a read that does not show a write yet: replication delay.
+var errStale = fmt.Errorf("read does not show the write yet: %w", ErrNotReplicated)
+
+// readBackApp reads the application until it shows what was written.
+func (e *Engine) readBackApp(ctx context.Context, spec AppSpec) (Application, error) {
+	var app Application
+	err := e.backoff.retry(ctx, "reading the application back", transientOr(ErrNotFound), func() (err error) {
+		app, err = e.dir.Application(ctx, e.settings.UniqueName)
+		if err == nil && appDiffers(app, spec) {
+			err = errStale
+		}
+		return err
+	})
+	if err != nil {
+		return app, fmt.Errorf("reading application %q back: %w", e.settings.UniqueName, err)
+	}
+	return app, nil
+}
+
+// ensureSP creates the service principal of appID and reads it back; made is false when another caller
+// had created it.
+func (e *Engine) ensureSP(ctx context.Context, appID string, fresh bool) (sp ServicePrincipal, made bool, err error) {
+	err = e.backoff.retry(ctx, "creating the service principal", transientOr(ErrNotReplicated), func() (err error) {
+		_, err = e.dir.CreateServicePrincipal(ctx, appID)
+		return err
+	})
+	switch {
+	case err == nil:
+		made = true
+	case errors.Is(err, ErrAlreadyExists):
+	default:
+		return sp, false, fmt.Errorf("creating the service principal of application %s: %w", appID, err)
+	}
+	sp, err = e.readSP(ctx, appID, true)
+	return sp, made, err
+}
+
+// checkRole checks the resource's app role against the table before it is granted.
+func checkRole(rsp *ServicePrincipal, p Permission) error {
+	for _, r := range rsp.AppRoles {
+		if r.Value == p.Value {
+			if r.ID != p.ID {
+				return fmt.Errorf("%s offers %s with app role id %s, but the permission table says %s: %w", p.Resource, p.Value, r.ID, p.ID, ErrRejected)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s (service principal %s) offers no app role %s: %w", p.Resource, rsp.ID, p.Value, ErrRejected)
+}
+
+func (e *Engine) assign(ctx context.Context, principalID, resourceID string, p Permission) error {
+	err := e.backoff.retry(ctx, "granting "+p.Value, transientOr(ErrNotReplicated), func() error {
+		_, err := e.dir.AssignAppRole(ctx, principalID, resourceID, p.ID)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrAlreadyExists) {
+		return fmt.Errorf("granting admin consent to %s %s: %w", p.Resource, p.Value, err)
+	}
+	return nil
+}
+
+// readBackAssignments lists the assignments until every permission of the level whose resource exists shows.
+func (e *Engine) readBackAssignments(ctx context.Context, o *Observation, want []Permission) ([]AppRoleAssignment, error) {
+	var as []AppRoleAssignment
+	err := e.backoff.retry(ctx, "reading assignments back", transient, func() (err error) {
+		if as, err = e.dir.AppRoleAssignments(ctx, o.SP.ID); err != nil {
+			return err
+		}
+		probe := *o
+		probe.Assigned = as
+		for _, p := range want {
+			if probe.Resource[p.ResourceAppID] != nil && !probe.consented(p) {
+				return errStale
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the app role assignments of service principal %s back: %w", o.SP.ID, err)
+	}
+	return as, nil
+}
+
+// newSecret adds a password credential and stores it as a new version of the secret. If Key Vault
+// refuses, the credential is removed again before the error is returned.
+func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (PasswordCredential, SecretVersion, error) {
+	log := logctx.From(ctx)
+	cred, text, err := e.addPassword(ctx, app, fresh)
+	if err != nil {
+		return cred, SecretVersion{}, err
+	}
+	log = log.With("keyId", cred.KeyID)
+	var v SecretVersion
+	err = e.backoff.retry(ctx, "storing the secret", transient, func() (err error) {
+		v, err = e.vault.SetSecret(ctx, NewSecret{
+			Name: e.settings.SecretName, Value: text, ContentType: SecretContentType, Expires: cred.End,
+			Tags: map[string]string{TagAppID: app.AppID, TagKeyID: cred.KeyID},
+		})
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("storing the new client secret of application %s in Key Vault as %s: %w", app.AppID, e.settings.SecretName, err)
+		if rerr := e.removePassword(context.WithoutCancel(ctx), app.ObjectID, cred.KeyID); rerr != nil {
+			log.Error("the new credential could not be removed after Key Vault refused it; the next rotate removes it", "err", rerr.Error())
+			return cred, v, errors.Join(err, rerr)
+		}
+		log.Warn("Key Vault refused the new secret; its credential was removed again")
+		return cred, v, err
+	}
+	log.Info("client secret stored", "secretId", v.ID)
+	return cred, v, nil
+}
+
+// lifetimes tried, longest first, when the tenant's policy refuses the configured one and cannot be read.
+var fallbackLifetimes = []time.Duration{365, 180, 90, 60, 30, 14, 7, 1}
+
+func (e *Engine) addPassword(ctx context.Context, app *Application, fresh bool) (PasswordCredential, string, error) {
+	retryable := transient
+	if fresh {
+		retryable = transientOr(ErrNotFound)
+	}
+	try := func(lifetime time.Duration) (cred PasswordCredential, text string, err error) {
+		now := e.now()
+		name := "appreg " + now.UTC().Format("2006-01-02T15:04:05Z")
+		err = e.backoff.retry(ctx, "adding a password", retryable, func() (err error) {
+			cred, text, err = e.dir.AddPassword(ctx, app.ObjectID, name, now.Add(lifetime).Truncate(time.Second))
+			return err
+		})
+		return cred, text, err
+	}
+	lifetime := e.settings.SecretLifetime
+	cred, text, err := try(lifetime)
+	if errors.Is(err, ErrLifetimePolicy) {
+		candidates := []time.Duration{}
+		maxLife, perr := e.dir.MaxPasswordLifetime(ctx)
+		if perr == nil && maxLife > 0 && maxLife < lifetime {
+			candidates = append(candidates, maxLife-time.Minute)
+		}
+		for _, d := range fallbackLifetimes {
+			if d*24*time.Hour < lifetime {
+				candidates = append(candidates, d*24*time.Hour)
+			}
+		}
+		for _, d := range candidates {
+			logctx.From(ctx).Info("the tenant's app management policy refused the secret lifetime; trying a shorter one",
+				"refused", lifetime.String(), "trying", d.String())
+			lifetime = d
+			if cred, text, err = try(d); !errors.Is(err, ErrLifetimePolicy) {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return cred, "", fmt.Errorf("adding password to application %s: %w", app.AppID, err)
+	}
+	return cred, text, nil
+}
+
+func (e *Engine) removePassword(ctx context.Context, objectID, keyID string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+	}
+	err := e.backoff.retry(ctx, "removing a password", transient, func() error {
+		return e.dir.RemovePassword(ctx, objectID, keyID)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("removing password %s from application %s: %w", keyID, objectID, err)
+	}
+	return nil
+}
+
+// appDiffers tells whether the application differs from the spec in what provisioning writes.
+func appDiffers(app Application, spec AppSpec) bool {
+	return app.DisplayName != spec.DisplayName || app.SignInAudience != spec.SignInAudience ||
+		!sameAccess(app.RequiredResourceAccess, spec.RequiredResourceAccess)
+}
+
+func appDiffs(app *Application, spec AppSpec) string {
+	var d []string
+	if app.DisplayName != spec.DisplayName {
+		d = append(d, "displayName")
+	}
+	if app.SignInAudience != spec.SignInAudience {
+		d = append(d, "signInAudience")
+	}
+	if !sameAccess(app.RequiredResourceAccess, spec.RequiredResourceAccess) {
+		d = append(d, "requiredResourceAccess")
+	}
+	return fmt.Sprint(d)
+}
+
+func accessSet(rra []ResourceAccess) []string {
+	var s []string
+	for _, ra := range rra {
+		for _, a := range ra.Access {
+			s = append(s, ra.ResourceAppID+"/"+a.ID+"/"+a.Type)
+		}
+	}
+	sort.Strings(s)
+	return s
+}
+
+func sameAccess(a, b []ResourceAccess) bool {
+	x, y := accessSet(a), accessSet(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,64 @@
+package appreg
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels into which the adapters classify every failure, once, by status and error code.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyExists   = errors.New("already exists")
+	ErrForbidden       = errors.New("forbidden")
+	ErrThrottled       = errors.New("throttled")
+	ErrUnavailable     = errors.New("service unavailable")
+	ErrNotReplicated   = errors.New("a referenced object is not replicated yet")
+	ErrConcurrency     = errors.New("concurrent change to the same object")
+	ErrLifetimePolicy  = errors.New("credential lifetime refused by the tenant's app management policy")
+	ErrUniqueNameTaken = errors.New("uniqueName is held by a deleted application")
+	ErrRejected        = errors.New("request rejected")
+)
+
+// Service names used in ServiceError.
+const (
+	ServiceGraph    = "Microsoft Graph"
+	ServiceKeyVault = "Key Vault"
+)
+
+// ServiceError is a failure answered by Graph or Key Vault, classified by the adapter.
+type ServiceError struct {
+	Service string // ServiceGraph or ServiceKeyVault
+	Kind    error  // one of the sentinels above
+	Status  int    // HTTP status, 0 when no answer came
+	Code    string // the service's error code
+	Message string // the service's message (never holds a secret)
+	// Need names what the managed identity lacks when Kind is ErrForbidden: a Graph application
+	// permission, or a Key Vault role.
+	Need string
+}
+
+func (e *ServiceError) Error() string {
+	s := e.Service
+	if e.Status != 0 {
+		s += fmt.Sprintf(" answered %d", e.Status)
+	}
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Need != "" {
+		s += fmt.Sprintf(" (the function's managed identity needs %s)", e.Need)
+	}
+	return s
+}
+
+func (e *ServiceError) Unwrap() error { return e.Kind }
+
+// IsTransient tells whether an error is worth retrying: throttling, unavailability, replication delay and
+// concurrency violations.
+func IsTransient(err error) bool {
+	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrConcurrency)
+}

@@ -1,0 +1,77 @@
+package appreg
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/logctx"
+)
+
+// Backoff is a capped exponential back-off with full jitter, bounded by the context's deadline.
+type Backoff struct {
+	Base time.Duration // first delay's ceiling
+	Max  time.Duration // cap of every delay
+}
+
+// DefaultBackoff suits Graph's replication delay (seconds, sometimes tens of seconds) and throttling.
+var DefaultBackoff = Backoff{Base: 250 * time.Millisecond, Max: 8 * time.Second}
+
+// delay is the n-th (from 0) delay: uniform in [ceiling/2, ceiling], ceiling = min(Max, Base*2^n).
+func (b Backoff) delay(n int) time.Duration {
+	ceil := b.Max
+	if n < 30 {
+		if c := b.Base << n; c > 0 && c < b.Max {
+			ceil = c
+		}
+	}
+	half := ceil / 2
+	return half + rand.N(half+1)
+}
+
+// retry calls fn until it succeeds, fails with an error retryable does not accept, or the context's
+// deadline would pass before the next try; then it returns fn's last error (not the context's, so the
+// caller learns what kept failing).
+func (b Backoff) retry(ctx context.Context, what string, retryable func(error) bool, fn func() error) error {
+	for n := 0; ; n++ {
+		err := fn()
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		d := b.delay(n)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return err
+		}
+		logctx.From(ctx).Debug("retrying", "op", what, "attempt", n+1, "delay", d.String(), "err", err.Error())
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// transient accepts the errors worth retrying anywhere.
+func transient(err error) bool { return IsTransient(err) }
+
+// transientOr accepts transient errors and the given sentinels (for example ErrNotFound while a fresh
+// object replicates).
+func transientOr(kinds ...error) func(error) bool {
+	return func(err error) bool {
+		if IsTransient(err) {
+			return true
+		}
+		for _, k := range kinds {
+			if errors.Is(err, k) {
+				return true
+			}
+		}
+		return false
+	}
+}

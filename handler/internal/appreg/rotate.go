@@ -1,0 +1,114 @@
+package appreg
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/scepman-appreg/appreg/handler/internal/logctx"
+)
+
+// Refresher asks an App Service to re-read its Key Vault references at once.
+type Refresher interface {
+	RefreshKeyVaultReferences(ctx context.Context, siteID string) (status int, err error)
+}
+
+// SetRefresher makes Rotate refresh the Key Vault references of these App Services after it stored a
+// new version.
+func (e *Engine) SetRefresher(r Refresher, siteIDs []string) {
+	e.refresher, e.siteIDs = r, siteIDs
+}
+
+// Rotate renews the secret when it is missing, not on the application, expired or inside the renewal
+// window: a new credential, stored as a new version, which only then is current. Then it removes the
+// credentials that Removable allows, never the current one.
+func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	res := RotateResult{Changes: []string{}}
+	o, err := e.Observe(ctx)
+	if err != nil {
+		return res, err
+	}
+	if o.App == nil {
+		return res, fmt.Errorf("rotating the secret: application %q: %w: call provision first", e.settings.UniqueName, ErrNotFound)
+	}
+	log := logctx.From(ctx).With("appId", o.App.AppID)
+	ctx = logctx.With(ctx, log)
+
+	state, _ := e.settings.secretState(o, e.now())
+	if state != SecretCurrent {
+		res.Renewed, res.Reason = true, state.String()
+		cred, v, err := e.newSecret(ctx, o.App, false)
+		if err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes,
+			fmt.Sprintf("client secret %s created, expires %s", cred.KeyID, cred.End.UTC().Format("2006-01-02T15:04:05Z")),
+			fmt.Sprintf("client secret stored in Key Vault as %s", v.ID))
+		res.Secret = &SecretInfo{Name: e.settings.SecretName, ID: v.ID, KeyID: cred.KeyID, ExpiresOn: cred.End.UTC()}
+		o.App.Passwords = append(o.App.Passwords, cred)
+		o.Current = &v
+		o.Versions = append(o.Versions, v)
+		res.Refresh = e.refresh(ctx)
+	} else if cred, ok := o.credential(o.currentKeyID()); ok {
+		res.Reason = "current secret valid until " + cred.End.UTC().Format("2006-01-02T15:04:05Z")
+		res.Secret = &SecretInfo{Name: e.settings.SecretName, ID: o.Current.ID, KeyID: cred.KeyID, ExpiresOn: cred.End.UTC()}
+	}
+
+	now := e.now()
+	for _, c := range o.App.Passwords {
+		ok, why := Removable(c, o.Current, o.Versions, e.settings.Overlap, now)
+		if !ok {
+			continue
+		}
+		if err := e.removePassword(ctx, o.App.ObjectID, c.KeyID); err != nil {
+			return res, err
+		}
+		log.Info("credential removed", "keyId", c.KeyID, "reason", why)
+		res.Removed = append(res.Removed, c.KeyID)
+		res.Changes = append(res.Changes, fmt.Sprintf("credential %s removed: %s", c.KeyID, why))
+	}
+	return res, nil
+}
+
+// refresh asks every configured App Service to re-read its Key Vault references; a failure is logged and
+// reported, and does not undo the rotation.
+func (e *Engine) refresh(ctx context.Context) []RefreshResult {
+	if e.refresher == nil {
+		return nil
+	}
+	log := logctx.From(ctx)
+	var rs []RefreshResult
+	for _, id := range e.siteIDs {
+		var status int
+		err := e.backoff.retry(ctx, "refreshing Key Vault references", transient, func() (err error) {
+			status, err = e.refresher.RefreshKeyVaultReferences(ctx, id)
+			return err
+		})
+		r := RefreshResult{SiteID: id, Status: status}
+		if err != nil {
+			r.Error = err.Error()
+			log.Error("refreshing Key Vault references failed; the site reads the new secret within 24 hours", "siteId", id, "status", status, "err", r.Error)
+		} else {
+			log.Info("Key Vault references refreshed", "siteId", id, "status", status)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func (s SecretState) String() string {
+	switch s {
+	case SecretMissing:
+		return "secret missing"
+	case SecretNotOnApp:
+		return "secret not on the application"
+	case SecretExpired:
+		return "secret expired"
+	case SecretExpiring:
+		return "secret inside the renewal window"
+	case SecretCurrent:
+		return "secret current"
+	}
+	return fmt.Sprintf("SecretState(%d)", int(s))
+}
