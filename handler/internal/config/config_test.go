@@ -61,7 +61,9 @@ func TestLoadValid(t *testing.T) {
 		{"schedules", map[string]string{EnvComplianceSched: "0 */5 * * * *", EnvRotationSched: "0 0 1 * * 1-5"},
 			func(c Config) bool { return c.ComplianceSched == "0 */5 * * * *" && c.RotationSched == "0 0 1 * * 1-5" }},
 		{"refresh sites", map[string]string{EnvRefreshSiteIDs: " /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Web/sites/scepman ,/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Web/sites/scepman/slots/staging,"},
-			func(c Config) bool { return len(c.RefreshSiteIDs) == 2 && strings.HasSuffix(c.RefreshSiteIDs[1], "/slots/staging") }},
+			func(c Config) bool {
+				return len(c.RefreshSiteIDs) == 2 && strings.HasSuffix(c.RefreshSiteIDs[1], "/slots/staging")
+			}},
 		{"user-assigned identity", map[string]string{EnvClientID: "11111111-2222-3333-4444-555555555555"}, func(c Config) bool { return c.ClientID != "" }},
 		{"port", map[string]string{EnvPort: "40123"}, func(c Config) bool { return c.Port == "40123" }},
 	}
