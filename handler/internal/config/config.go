@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/ncrontab"
 )
 
 // Names of the environment variables (app settings) the function app reads.
@@ -106,8 +108,6 @@ var (
 	secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 	// App Service or slot resource id, as ARM spells it.
 	siteIDRE = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
-	// NCRONTAB: six fields, seconds first.
-	ncrontabRE = regexp.MustCompile(`^\S+( \S+){5}$`)
 )
 
 // Load reads and validates every setting through getenv. On error it still returns the Config with the
@@ -183,8 +183,8 @@ func Load(getenv func(string) string) (Config, error) {
 		fail(EnvGraphEndpoint, c.GraphEndpoint, "an https root URL without a path, such as https://graph.microsoft.com")
 	}
 	for _, s := range []struct{ name, value string }{{EnvComplianceSched, c.ComplianceSched}, {EnvRotationSched, c.RotationSched}} {
-		if !ncrontabRE.MatchString(s.value) {
-			fail(s.name, s.value, "an NCRONTAB expression with six fields, seconds first, such as \"0 30 3 * * *\"")
+		if _, err := ncrontab.Parse(s.value); err != nil {
+			fail(s.name, s.value, "an NCRONTAB expression with six fields, seconds first, such as \"0 30 3 * * *\" ("+err.Error()+")")
 		}
 	}
 	for _, id := range strings.Split(getenv(EnvRefreshSiteIDs), ",") {

@@ -1,26 +1,30 @@
-// Package logctx carries the request-scoped slog logger (with the invocation id) through a context, so
-// that the engine logs with the same stable keys as the handler that called it.
+// Package logctx carries the request-scoped *slog.Logger (with the invocationId attribute) in a
+// context.Context, from the HTTP server to the engine and the adapters.
 package logctx
 
 import (
 	"context"
-	"io"
 	"log/slog"
 )
 
 type key struct{}
 
-var discard = slog.New(slog.NewJSONHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)
 
-// With returns a context that carries l.
+// With returns a copy of ctx that carries l. A nil l leaves ctx as it is.
 func With(ctx context.Context, l *slog.Logger) context.Context {
+	if l == nil {
+		return ctx
+	}
 	return context.WithValue(ctx, key{}, l)
 }
 
-// From returns the logger ctx carries, or one that discards everything; never nil.
+// From returns the logger ctx carries, or one that discards everything: never nil.
 func From(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(key{}).(*slog.Logger); ok && l != nil {
-		return l
+	if ctx != nil {
+		if l, ok := ctx.Value(key{}).(*slog.Logger); ok {
+			return l
+		}
 	}
 	return discard
 }

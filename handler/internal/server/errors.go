@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/hostproto"
+)
+
+// Error codes of the {"error": {"code", "message"}} body.
+const (
+	CodeBadRequest           = "BadRequest"         // 400: the provision body is not empty or {}
+	CodeInvalidContentType   = "InvalidContentType" // 400: a body that is not application/json
+	CodeInvalidInvocation    = "InvalidInvocation"  // 400: a malformed host invocation payload
+	CodeNotFound             = "NotFound"           // 404: no such route
+	CodeMethodNotAllowed     = "MethodNotAllowed"   // 405
+	CodeTooLarge             = "RequestTooLarge"    // 413: body over 64 KiB
+	CodeInvalidConfiguration = "InvalidConfiguration"
+	CodeNonCompliant         = "NonCompliant" // 500: the compliance timer found errors it did not repair
+	CodeInternal             = "InternalError"
+	CodeUpstreamForbidden    = "UpstreamForbidden"        // 502: Graph or Key Vault answered 403
+	CodeUpstreamRejected     = "UpstreamRejected"         // 502: Graph or Key Vault refused the request
+	CodeUpstreamNotFound     = "UpstreamNotFound"         // 502: an object vanished under the engine
+	CodeUpstreamConflict     = "UpstreamConflict"         // 502: an object exists that should not
+	CodeLifetimePolicy       = "CredentialLifetimePolicy" // 502: the tenant's app management policy refused
+	CodeUniqueNameTaken      = "UniqueNameTaken"          // 502: a deleted application holds the uniqueName
+	CodeUpstreamUnavailable  = "UpstreamUnavailable"      // 503: throttled, unavailable or timed out
+	CodeCanceled             = "Canceled"                 // 503: the caller went away
+)
+
+// ErrorBody is the JSON of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the error object of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// apiError is an error a handler or middleware classified itself.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error // the cause, if any
+}
+
+func (e *apiError) Error() string { return e.Message }
+func (e *apiError) Unwrap() error { return e.Err }
+
+// sentinels maps the engine's classified failures to answers, first match wins.
+var sentinels = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{appreg.ErrUniqueNameTaken, http.StatusBadGateway, CodeUniqueNameTaken},
+	{appreg.ErrLifetimePolicy, http.StatusBadGateway, CodeLifetimePolicy},
+	{appreg.ErrForbidden, http.StatusBadGateway, CodeUpstreamForbidden},
+	{appreg.ErrRejected, http.StatusBadGateway, CodeUpstreamRejected},
+	{appreg.ErrNotFound, http.StatusBadGateway, CodeUpstreamNotFound},
+	{appreg.ErrAlreadyExists, http.StatusBadGateway, CodeUpstreamConflict},
+}
+
+// classify maps any error to a status, a code and a message.
+func classify(err error, c echo.Context) (int, string, string) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status, ae.Code, ae.Message
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return classifyHTTP(he, c)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || errors.Is(err, hostproto.ErrTooLarge) {
+		ae := tooLarge(c.Request().ContentLength).(*apiError)
+		return ae.Status, ae.Code, ae.Message
+	}
+	if errors.Is(err, hostproto.ErrMalformed) {
+		return http.StatusBadRequest, CodeInvalidInvocation, err.Error()
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return s.status, s.code, err.Error()
+		}
+	}
+	if appreg.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, CodeUpstreamUnavailable, err.Error()
+	}
+	if errors.Is(err, context.Canceled) {
+		return http.StatusServiceUnavailable, CodeCanceled, err.Error()
+	}
+	return http.StatusInternalServerError, CodeInternal, err.Error()
+}
+
+func classifyHTTP(he *echo.HTTPError, c echo.Context) (int, string, string) {
+	status := he.Code
+	msg := http.StatusText(status)
+	if m, ok := he.Message.(string); ok && m != "" {
+		msg = m
+	} else if m, ok := he.Message.(error); ok {
+		msg = m.Error()
+	}
+	req := c.Request()
+	code := strings.ReplaceAll(http.StatusText(status), " ", "")
+	switch status {
+	case http.StatusBadRequest:
+		code = CodeBadRequest
+	case http.StatusNotFound:
+		code = CodeNotFound
+		if msg == http.StatusText(status) {
+			msg = fmt.Sprintf("no function answers %s %s", req.Method, req.URL.Path)
+		}
+	case http.StatusMethodNotAllowed:
+		code = CodeMethodNotAllowed
+		if msg == http.StatusText(status) {
+			msg = fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path)
+			if allow := c.Response().Header().Get(echo.HeaderAllow); allow != "" {
+				msg += "; allowed: " + allow
+			}
+		}
+	case http.StatusRequestEntityTooLarge:
+		ae := tooLarge(req.ContentLength).(*apiError)
+		return ae.Status, ae.Code, ae.Message
+	case http.StatusInternalServerError:
+		code = CodeInternal
+	}
+	if code == "" {
+		code = fmt.Sprintf("HTTP%d", status)
+	}
+	return status, code, msg
+}
+
+// handleError is Echo's HTTPErrorHandler: it logs the failure and answers the contract's error JSON.
+func (s *srv) handleError(err error, c echo.Context) {
+	status, code, msg := classify(err, c)
+	l := s.loggerOf(c)
+	level := slog.LevelWarn
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	req := c.Request()
+	l.LogAttrs(req.Context(), level, "request failed",
+		slog.String("method", req.Method),
+		slog.String("path", req.URL.Path),
+		slog.Int("status", status),
+		slog.String("code", code),
+		slog.String("error", msg),
+	)
+	if c.Response().Committed {
+		return
+	}
+	if req.Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, ErrorBody{ErrorDetail{Code: code, Message: msg}})
+	}
+	if err != nil {
+		l.Error("writing the error answer failed", "error", err.Error())
+	}
+}

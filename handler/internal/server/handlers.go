@@ -1,0 +1,287 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/hostproto"
+)
+
+// provision: POST /api/provision. Body empty or {}; 201 when this call created the application.
+func (s *srv) provision(c echo.Context) error {
+	if err := emptyObjectBody(c); err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(c, s.httpTimeout)
+	defer cancel()
+	res, err := s.svc.Provision(ctx)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, res)
+}
+
+// status: GET /api/status, read-only.
+func (s *srv) status(c echo.Context) error {
+	ctx, cancel := withTimeout(c, s.httpTimeout)
+	defer cancel()
+	rep, err := s.svc.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+// compliance: the compliance timer's invocation. A non-compliant verdict fails the run (500), after every
+// finding was logged on its own line: the host drops the answer of a failed run.
+func (s *srv) compliance(c echo.Context) error {
+	if _, err := s.timerInvocation(c, "compliance"); err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(c, s.timerTimeout)
+	defer cancel()
+	res, err := s.svc.Compliance(ctx)
+	if err != nil {
+		return err
+	}
+	l := s.loggerOf(c)
+	var logs []string
+	if res.Remediated != nil || res.After != nil {
+		logFindings(c, l, "before", res.Before.Findings)
+		logs = append(logs, summary("before remediation", res.Before))
+	}
+	if res.Remediated != nil {
+		for _, ch := range res.Remediated.Changes {
+			l.Info("remediation change", "function", "compliance", "change", ch)
+			logs = append(logs, "remediated: "+ch)
+		}
+	}
+	final := res.Before
+	if res.After != nil {
+		final = *res.After
+	}
+	logFindings(c, l, "", final.Findings)
+	logs = append(logs, summary("compliance", final))
+	if !res.Compliant {
+		return &apiError{Status: http.StatusInternalServerError, Code: CodeNonCompliant,
+			Message: "the app registration is not compliant: " + errorCodes(final.Findings)}
+	}
+	l.Info("compliance run succeeded", "function", "compliance", "compliant", true, "findings", len(final.Findings))
+	return invocationResponse(c, res, logs)
+}
+
+// rotate: the rotation timer's invocation.
+func (s *srv) rotate(c echo.Context) error {
+	if _, err := s.timerInvocation(c, "rotate"); err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(c, s.timerTimeout)
+	defer cancel()
+	res, err := s.svc.Rotate(ctx)
+	if err != nil {
+		return err
+	}
+	l := s.loggerOf(c)
+	logFindings(c, l, "", res.Findings)
+	logs := append([]string(nil), res.Changes...)
+	for _, r := range res.Refresh {
+		level := slog.LevelInfo
+		if r.Error != "" {
+			level = slog.LevelWarn
+		}
+		l.Log(c.Request().Context(), level, "key vault reference refresh", "siteId", r.SiteID, "status", r.Status, "error", r.Error)
+	}
+	attrs := []any{"function", "rotate", "renewed", res.Renewed, "removedKeyIds", len(res.Removed)}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if res.Secret != nil {
+		attrs = append(attrs, "keyId", res.Secret.KeyID, "expiresOn", res.Secret.ExpiresOn)
+	}
+	l.Info("rotation run succeeded", attrs...)
+	line := "rotation: secret kept"
+	if res.Renewed {
+		line = "rotation: secret renewed"
+	}
+	if res.Reason != "" {
+		line += " (" + res.Reason + ")"
+	}
+	return invocationResponse(c, res, append(logs, line))
+}
+
+// timerInvocation checks and decodes a timer invocation and logs what the host said about it.
+func (s *srv) timerInvocation(c echo.Context, function string) (hostproto.TimerInvocation, error) {
+	req := c.Request()
+	if err := requireJSON(req, false); err != nil {
+		return hostproto.TimerInvocation{}, err
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return hostproto.TimerInvocation{}, err
+	}
+	inv, err := hostproto.DecodeTimer(body, hostproto.BindingTimer)
+	if err != nil {
+		return inv, err
+	}
+	attrs := []any{"function", function, "isPastDue", inv.Timer.IsPastDue}
+	if st := inv.Timer.ScheduleStatus; st != nil {
+		attrs = append(attrs, "scheduleLast", st.Last, "scheduleNext", st.Next)
+	}
+	if inv.Sys != nil && inv.Sys.MethodName != "" && !strings.EqualFold(inv.Sys.MethodName, function) {
+		attrs = append(attrs, "methodName", inv.Sys.MethodName)
+	}
+	if r := inv.Retry; r != nil {
+		attrs = append(attrs, "retryCount", r.RetryCount, "maxRetryCount", r.MaxRetryCount)
+		if r.Exception != nil {
+			attrs = append(attrs, "previousError", r.Exception.Message)
+		}
+	}
+	s.loggerOf(c).Info("timer invocation", attrs...)
+	return inv, nil
+}
+
+// emptyObjectBody accepts an empty body (any content type) or the JSON object {} (application/json).
+func emptyObjectBody(c echo.Context) error {
+	req := c.Request()
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return err
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if err := requireJSON(req, true); err != nil {
+		return err
+	}
+	const want = "expected an empty body or the JSON object {}"
+	bad := func(format string, a ...any) error {
+		return &apiError{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf(format, a...) + ": " + want}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return bad("the body is not JSON (%v)", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return bad("the body is %s", jsonKind(tok))
+	}
+	if dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return bad("the body is not JSON (%v)", err)
+		}
+		return bad("unknown field %q", key)
+	}
+	if _, err := dec.Token(); err != nil { // the closing }
+		return bad("the body is not JSON (%v)", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("the body has data after the JSON object")
+	}
+	return nil
+}
+
+// requireJSON checks that the request says its body is application/json. For the provision body the
+// content type matters only when there is a body (optional says so in the message).
+func requireJSON(req *http.Request, optional bool) error {
+	ct := req.Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && strings.EqualFold(mt, echo.MIMEApplicationJSON) {
+		return nil
+	}
+	what := "an invocation"
+	if optional {
+		what = "a body"
+	}
+	got := "no Content-Type"
+	if ct != "" {
+		got = fmt.Sprintf("Content-Type %q", shorten(ct))
+	}
+	return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidContentType,
+		Message: fmt.Sprintf("%s with %s: expected Content-Type application/json", what, got)}
+}
+
+func jsonKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "not a JSON value"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// logFindings writes every finding as its own line: warnings at Warn, errors at Error.
+func logFindings(c echo.Context, l *slog.Logger, phase string, fs []appreg.Finding) {
+	for _, f := range fs {
+		level := slog.LevelWarn
+		if f.Severity == appreg.SeverityError {
+			level = slog.LevelError
+		}
+		attrs := []slog.Attr{slog.String("code", f.Code), slog.String("severity", f.Severity), slog.String("message", f.Message)}
+		if phase != "" {
+			attrs = append(attrs, slog.String("phase", phase))
+		}
+		l.LogAttrs(c.Request().Context(), level, "finding", attrs...)
+	}
+}
+
+// summary is one Logs line for a report.
+func summary(what string, r appreg.StatusReport) string {
+	verdict := "compliant"
+	if !r.Compliant {
+		verdict = "not compliant"
+	}
+	if len(r.Findings) == 0 {
+		return fmt.Sprintf("%s: %s, no findings", what, verdict)
+	}
+	codes := make([]string, len(r.Findings))
+	for i, f := range r.Findings {
+		codes[i] = f.Code
+	}
+	return fmt.Sprintf("%s: %s, findings: %s", what, verdict, strings.Join(codes, ", "))
+}
+
+// errorCodes lists the codes of the error findings, or says there were none.
+func errorCodes(fs []appreg.Finding) string {
+	var codes []string
+	for _, f := range fs {
+		if f.Severity == appreg.SeverityError {
+			codes = append(codes, f.Code)
+		}
+	}
+	if len(codes) == 0 {
+		return "the engine reported it so without error findings"
+	}
+	return fmt.Sprintf("%d error finding(s): %s", len(codes), strings.Join(codes, ", "))
+}
