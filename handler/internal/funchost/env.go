@@ -50,16 +50,27 @@ func (e *env) list() []string {
 }
 
 // loadLocalSettings adds the Values of dir/local.settings.json that the environment does not set yet (the
-// real environment wins, as with Core Tools). It returns the names it added. A missing file is no error.
-func loadLocalSettings(dir string, e *env) ([]string, error) {
-	path := filepath.Join(dir, "local.settings.json")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// real environment wins, as with Core Tools), or, when there is no such file, those of
+// local.settings.json.sample: the contract's defaults, which the real host would find among the app
+// settings that the deployment sets. It returns the file read and the names it added. Missing files are
+// no error.
+func loadLocalSettings(dir string, e *env) (string, []string, error) {
+	for _, name := range []string{"local.settings.json", "local.settings.json.sample"} {
+		path := filepath.Join(dir, name)
+		raw, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		added, err := addSettings(path, raw, e)
+		return name, added, err
 	}
-	if err != nil {
-		return nil, err
-	}
+	return "", nil, nil
+}
+
+func addSettings(path string, raw []byte, e *env) ([]string, error) {
 	var doc struct {
 		IsEncrypted bool                       `json:"IsEncrypted"`
 		Values      map[string]json.RawMessage `json:"Values"`

@@ -147,9 +147,9 @@ func TestLocalSettingsAndResolve(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "local.settings.json"), `{"IsEncrypted":false,"Values":{"FROM_LOCAL":"local","OVERRIDE":"local","SCHED":"0 30 3 * * *","EMPTY":""}}`)
 	e := newEnv([]string{"OVERRIDE=real", "PATH=/bin"})
-	added, err := loadLocalSettings(dir, e)
-	if err != nil {
-		t.Fatal(err)
+	file, added, err := loadLocalSettings(dir, e)
+	if err != nil || file != "local.settings.json" {
+		t.Fatalf("loadLocalSettings = %q, %v; want local.settings.json read", file, err)
 	}
 	if strings.Join(added, ",") != "EMPTY,FROM_LOCAL,SCHED" {
 		t.Errorf("added = %v, want EMPTY, FROM_LOCAL, SCHED", added)
@@ -186,10 +186,25 @@ func TestLocalSettingsAndResolve(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := t.TempDir()
 			writeFile(t, filepath.Join(d, "local.settings.json"), content)
-			if _, err := loadLocalSettings(d, newEnv(nil)); err == nil {
+			if _, _, err := loadLocalSettings(d, newEnv(nil)); err == nil {
 				t.Error("loadLocalSettings succeeded, want an error")
 			}
 		})
+	}
+}
+
+func TestLocalSettingsSampleFallback(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "local.settings.json.sample"), `{"IsEncrypted":false,"Values":{"SCHED":"0 30 3 * * *"}}`)
+	e := newEnv(nil)
+	file, added, err := loadLocalSettings(dir, e)
+	if err != nil || file != "local.settings.json.sample" || len(added) != 1 || e.get("SCHED") != "0 30 3 * * *" {
+		t.Errorf("loadLocalSettings without local.settings.json = %q, %v, %v; want the sample's SCHED added", file, added, err)
+	}
+	writeFile(t, filepath.Join(dir, "local.settings.json"), `{"IsEncrypted":false,"Values":{"OTHER":"x"}}`)
+	e = newEnv(nil)
+	if file, _, _ := loadLocalSettings(dir, e); file != "local.settings.json" || e.get("SCHED") != "" {
+		t.Errorf("loadLocalSettings read %q (SCHED=%q); want only local.settings.json when it exists", file, e.get("SCHED"))
 	}
 }
 

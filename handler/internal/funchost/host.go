@@ -173,12 +173,12 @@ func Start(ctx context.Context, o Options) (_ *Host, err error) {
 		base = os.Environ()
 	}
 	h.env = newEnv(base)
-	added, err := loadLocalSettings(h.dir, h.env)
+	file, added, err := loadLocalSettings(h.dir, h.env)
 	if err != nil {
 		return nil, err
 	}
 	if len(added) > 0 {
-		h.logf("local.settings.json: %d settings not in the environment added", len(added))
+		h.logf("%s: %d settings not in the environment added", file, len(added))
 	}
 	if err := h.chooseTenant(); err != nil {
 		return nil, err
