@@ -1,0 +1,259 @@
+// Package azure builds what every Azure SDK client of the function app shares: one *http.Client whose
+// proxy and trust come from the (injected) environment, and the token credential (the Functions
+// platform's managed identity, or DefaultAzureCredential on a developer machine). It also holds the
+// small helpers that the Graph and Key Vault adapters share: reading the tenant id from an access token
+// and classifying failures that happened before any service answered.
+//
+// About the managed identity and the environment: azidentity decides which managed identity protocol to
+// speak, and MSAL builds every App Service token request, from the PROCESS environment: MSAL's
+// managedidentity.GetSource reads IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_SERVER_THUMBPRINT,
+// MSI_ENDPOINT, MSI_SECRET and IMDS_ENDPOINT with os.Getenv when the credential is built, and
+// createAppServiceAuthRequest reads IDENTITY_ENDPOINT and IDENTITY_HEADER with os.Getenv again for every
+// token request (microsoft-authentication-library-for-go apps/managedidentity/managedidentity.go). There
+// is no option to pass them in. So the getenv given to NewCredential only decides WHICH credential is
+// built; the endpoint and header that are used are always the process's. NewCredential therefore refuses
+// an injected IDENTITY_ENDPOINT or IDENTITY_HEADER that differs from the process environment, instead of
+// letting MSAL silently fall back to IMDS (169.254.169.254) and time out. Tests set both with t.Setenv.
+// MSAL's managed identity token cache is process-wide too (keyed by the identity's client id and the
+// resource): every credential in one process shares it.
+package azure
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+)
+
+// Environment variables read through the injected getenv.
+const (
+	EnvHTTPSProxy       = "HTTPS_PROXY"
+	EnvHTTPProxy        = "HTTP_PROXY"
+	EnvNoProxy          = "NO_PROXY"
+	EnvSSLCertFile      = "SSL_CERT_FILE"
+	EnvIdentityEndpoint = "IDENTITY_ENDPOINT"
+	EnvIdentityHeader   = "IDENTITY_HEADER"
+	EnvClientID         = "AZURE_CLIENT_ID"
+)
+
+// Transport timeouts. There is deliberately no overall client timeout: the caller's context bounds
+// every call, including the SDKs' retries.
+const (
+	DialTimeout           = 30 * time.Second
+	TLSHandshakeTimeout   = 15 * time.Second
+	ResponseHeaderTimeout = 60 * time.Second
+	IdleConnTimeout       = 90 * time.Second
+)
+
+// NewHTTPClient returns the one HTTP client that every SDK client uses. Its transport is a clone of
+// http.DefaultTransport whose proxy follows HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lower-case
+// forms; loopback addresses are never proxied) and whose trusted roots are the system pool plus the PEM
+// certificates of the file SSL_CERT_FILE names, all read through getenv.
+func NewHTTPClient(getenv func(string) string) (*http.Client, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	roots, err := rootCAs(getenv)
+	if err != nil {
+		return nil, err
+	}
+	proxyCfg := &httpproxy.Config{
+		HTTPProxy:  firstEnv(getenv, EnvHTTPProxy, "http_proxy"),
+		HTTPSProxy: firstEnv(getenv, EnvHTTPSProxy, "https_proxy"),
+		NoProxy:    firstEnv(getenv, EnvNoProxy, "no_proxy"),
+	}
+	for name, v := range map[string]string{EnvHTTPProxy: proxyCfg.HTTPProxy, EnvHTTPSProxy: proxyCfg.HTTPSProxy} {
+		if v == "" {
+			continue
+		}
+		if _, err := parseProxy(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	proxyFunc := proxyCfg.ProxyFunc()
+
+	base, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+	}
+	t := base.Clone()
+	t.Proxy = func(r *http.Request) (*url.URL, error) { return proxyFunc(r.URL) }
+	t.DialContext = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	t.TLSHandshakeTimeout = TLSHandshakeTimeout
+	t.ResponseHeaderTimeout = ResponseHeaderTimeout
+	t.IdleConnTimeout = IdleConnTimeout
+	t.ExpectContinueTimeout = time.Second
+	t.ForceAttemptHTTP2 = true
+	return &http.Client{Transport: t}, nil
+}
+
+// parseProxy checks a proxy setting: a URL with a scheme and a host, or a bare host:port (which
+// httpproxy reads as http://host:port).
+func parseProxy(v string) (*url.URL, error) {
+	raw := v
+	if !strings.Contains(v, "://") {
+		raw = "http://" + v
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid proxy URL %q: %v", v, err)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("invalid proxy URL %q: no host", v)
+	}
+	return u, nil
+}
+
+func firstEnv(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func rootCAs(getenv func(string) string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	file := getenv(EnvSSLCertFile)
+	if file == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the CA certificates: %w", EnvSSLCertFile, err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", EnvSSLCertFile, file)
+	}
+	return pool, nil
+}
+
+// NewCredential returns the token credential of the function app. When IDENTITY_ENDPOINT is set (the
+// Functions platform's managed identity) it is a ManagedIdentityCredential: user-assigned with the client
+// id AZURE_CLIENT_ID when that is set, system-assigned otherwise. Elsewhere it is a
+// DefaultAzureCredential, so that `az login` works on a developer machine. Both send their token
+// requests through hc.
+func NewCredential(getenv func(string) string, hc *http.Client) (azcore.TokenCredential, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	opts := azcore.ClientOptions{}
+	if hc != nil {
+		opts.Transport = hc
+	}
+	if endpoint := getenv(EnvIdentityEndpoint); endpoint != "" {
+		// azidentity/MSAL read these two from the process environment only (see the package comment).
+		if os.Getenv(EnvIdentityEndpoint) != endpoint {
+			return nil, fmt.Errorf("%s differs from the process environment, which the managed identity library reads; set it in the process environment", EnvIdentityEndpoint)
+		}
+		if os.Getenv(EnvIdentityHeader) != getenv(EnvIdentityHeader) {
+			return nil, fmt.Errorf("%s differs from the process environment, which the managed identity library reads; set it in the process environment", EnvIdentityHeader)
+		}
+		mio := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if id := getenv(EnvClientID); id != "" {
+			mio.ID = azidentity.ClientID(id)
+		}
+		cred, err := azidentity.NewManagedIdentityCredential(mio)
+		if err != nil {
+			return nil, fmt.Errorf("creating the managed identity credential: %w", err)
+		}
+		return cred, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts})
+	if err != nil {
+		return nil, fmt.Errorf("creating the default Azure credential: %w", err)
+	}
+	return cred, nil
+}
+
+// TenantIDFromToken reads the tid claim of a JWT access token. It does not verify the token: the token
+// came from our own credential over TLS and is only used to learn which tenant we are in.
+func TenantIDFromToken(token string) (string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errors.New("access token is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", errors.New("access token payload is not base64url")
+	}
+	var claims struct {
+		TID string `json:"tid"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return "", errors.New("access token payload is not JSON")
+	}
+	if claims.TID == "" {
+		return "", errors.New("access token has no tid claim")
+	}
+	return claims.TID, nil
+}
+
+// ClassifyFailure classifies an error that a client returned without a service's answer to the request
+// itself: a transport failure, a certificate failure, or a failure to get a token. It returns ok=false
+// when the error is the end of the caller's own context: the caller then returns it unclassified. The
+// kind is one of appreg's sentinels: ErrUnavailable for connection failures, transport timeouts (that
+// are not the caller's context) and a token endpoint that answered 5xx or could not be reached;
+// ErrThrottled for a token endpoint that answered 429; ErrRejected for everything else (no credential,
+// untrusted certificate, a refused token request). status is the token endpoint's HTTP status, if any.
+// msg never holds a token or the identity header.
+func ClassifyFailure(ctx context.Context, err error) (kind error, status int, msg string, ok bool) {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil, 0, "", false
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if errors.As(err, &afe) {
+		if afe.RawResponse == nil {
+			// No answer from the token endpoint at all: MSAL flattens the transport error into text.
+			return appreg.ErrUnavailable, 0, "getting an access token: the token endpoint could not be reached", true
+		}
+		status = afe.RawResponse.StatusCode
+		msg = fmt.Sprintf("getting an access token: the token endpoint answered %d", status)
+		switch {
+		case status == http.StatusTooManyRequests:
+			return appreg.ErrThrottled, status, msg, true
+		case status >= 500:
+			return appreg.ErrUnavailable, status, msg, true
+		default:
+			return appreg.ErrRejected, status, msg, true
+		}
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
+		return appreg.ErrRejected, 0, err.Error(), true
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		// A dropped connection, a refused dial, or a timeout of the transport or of one SDK try (our own
+		// context is still alive here).
+		return appreg.ErrUnavailable, 0, err.Error(), true
+	}
+	return appreg.ErrRejected, 0, err.Error(), true
+}

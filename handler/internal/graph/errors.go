@@ -1,0 +1,191 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	abs "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/azure"
+)
+
+// Graph error codes that decide a classification on their own.
+const (
+	codeResourceNotFound     = "Request_ResourceNotFound"
+	codeSameKeyValue         = "Request_MultipleObjectsWithSameKeyValue"
+	codeConcurrency          = "Directory_ConcurrencyViolation"
+	codeLifetimePolicy       = "CredentialInvalidLifetimeAsPerAppPolicy"
+	codeObjectConflict       = "ObjectConflict" // in error.details, with the conflicting property as target
+	propertyUniqueName       = "uniqueName"
+	maxMessageInServiceError = 500
+)
+
+// Messages that Graph gives no distinct code for (all come as 400 Request_BadRequest or 404
+// Request_ResourceNotFound). They are matched, case-insensitively, on Graph's own error message only,
+// never on err.Error(); each phrase is the stable core of the documented message.
+const (
+	// "Resource '<id>' does not exist or one of its queried reference-property objects are not present."
+	msgNotPresent = "does not exist or one of its queried reference-property objects are not present"
+	// "The appId '<id>' of the service principal does not reference a valid application object."
+	msgNoValidApplication = "does not reference a valid application object"
+	// "Permission being assigned already exists on the object"
+	msgAlreadyExists = "already exists"
+	// "Another object with the same value for property uniqueName already exists."
+	msgSameUniqueName = "same value for property uniquename"
+)
+
+// graphError is what an SDK error tells about Graph's answer.
+type graphError struct {
+	status  int
+	code    string
+	message string
+	details []detail
+}
+
+type detail struct{ code, target, message string }
+
+// classify turns an error of the SDK into a *appreg.ServiceError, once. The end of the caller's own
+// context is returned unclassified. a is the call's recorded answer (may be nil).
+func (d *Directory) classify(ctx context.Context, o op, a *answer, err error) error {
+	if err == nil {
+		return nil
+	}
+	ge, isOData, ok := inspect(err)
+	if a != nil && ge.status == 0 {
+		// kiota loses the status when an error body cannot be parsed (e.g. a gateway's HTML page).
+		if s, _ := a.get(); s >= 400 {
+			ge.status, ok = s, true
+		}
+	}
+	if !ok && isOData {
+		// An OData error without a status: never call its Error(), which panics without an error object.
+		return &appreg.ServiceError{Service: appreg.ServiceGraph, Kind: appreg.ErrRejected, Code: ge.code,
+			Message: clip(ge.message)}
+	}
+	if !ok {
+		kind, status, msg, isFailure := azure.ClassifyFailure(ctx, err)
+		if !isFailure {
+			return err
+		}
+		return &appreg.ServiceError{Service: appreg.ServiceGraph, Kind: kind, Status: status, Message: msg}
+	}
+	se := &appreg.ServiceError{Service: appreg.ServiceGraph, Status: ge.status, Code: ge.code, Message: clip(ge.message)}
+	se.Kind = kindOf(o, ge)
+	if se.Kind == appreg.ErrForbidden {
+		se.Need = o.need
+	}
+	return se
+}
+
+// kindOf is the classification table, in order of precedence.
+func kindOf(o op, ge graphError) error {
+	msg := strings.ToLower(ge.message)
+	switch {
+	case ge.status == http.StatusForbidden:
+		return appreg.ErrForbidden
+	case ge.status == http.StatusTooManyRequests:
+		return appreg.ErrThrottled
+	case ge.status >= 500 || ge.status == http.StatusRequestTimeout:
+		return appreg.ErrUnavailable
+	case ge.hasCode(codeConcurrency):
+		return appreg.ErrConcurrency
+	case ge.hasCode(codeLifetimePolicy):
+		return appreg.ErrLifetimePolicy
+	case ge.uniqueNameConflict(msg):
+		return appreg.ErrUniqueNameTaken
+	case o.write && (ge.status == http.StatusBadRequest || ge.status == http.StatusNotFound) &&
+		(strings.Contains(msg, msgNotPresent) || strings.Contains(msg, msgNoValidApplication)):
+		// Our own write refers to an object (the application, a principal) that this replica of the
+		// directory does not have yet.
+		return appreg.ErrNotReplicated
+	case ge.status == http.StatusNotFound || ge.code == codeResourceNotFound:
+		return appreg.ErrNotFound
+	case ge.status == http.StatusConflict || ge.code == codeSameKeyValue ||
+		(ge.status == http.StatusBadRequest && strings.Contains(msg, msgAlreadyExists)):
+		return appreg.ErrAlreadyExists
+	default: // any other 4xx
+		return appreg.ErrRejected
+	}
+}
+
+func (ge graphError) hasCode(code string) bool {
+	if strings.EqualFold(ge.code, code) {
+		return true
+	}
+	for _, dt := range ge.details {
+		if strings.EqualFold(dt.code, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// uniqueNameConflict: 400 "Another object with the same value for property uniqueName already exists."
+// (a deleted application keeps its uniqueName for 30 days), with or without an ObjectConflict detail
+// naming uniqueName.
+func (ge graphError) uniqueNameConflict(lowerMsg string) bool {
+	if ge.status != http.StatusBadRequest && ge.status != http.StatusConflict {
+		return false
+	}
+	for _, dt := range ge.details {
+		if strings.EqualFold(dt.code, codeObjectConflict) && strings.EqualFold(dt.target, propertyUniqueName) {
+			return true
+		}
+	}
+	return strings.Contains(lowerMsg, msgSameUniqueName)
+}
+
+// inspect reads the status, code, message and details out of an SDK error, without ever calling
+// (*ODataError).Error(), which panics when the body had no error object.
+func inspect(err error) (ge graphError, isOData, ok bool) {
+	var oe *odataerrors.ODataError
+	if errors.As(err, &oe) {
+		ge = graphError{status: oe.ResponseStatusCode}
+		if me := oe.GetErrorEscaped(); me != nil {
+			ge.code = str(me.GetCode())
+			ge.message = str(me.GetMessage())
+			for _, dt := range me.GetDetails() {
+				if dt != nil {
+					ge.details = append(ge.details, detail{code: str(dt.GetCode()), target: str(dt.GetTarget()), message: str(dt.GetMessage())})
+				}
+			}
+		}
+		return ge, true, ge.status != 0
+	}
+	var ae *abs.ApiError
+	if errors.As(err, &ae) && ae.ResponseStatusCode != 0 {
+		return graphError{status: ae.ResponseStatusCode}, false, true
+	}
+	return graphError{}, false, false
+}
+
+func clip(s string) string {
+	if len(s) > maxMessageInServiceError {
+		return s[:maxMessageInServiceError] + "…"
+	}
+	return s
+}
+
+// noObject is the error for an answer that should have carried an object and did not (kiota returns
+// (nil, nil) for a body without a JSON content type).
+func noObject(a *answer) error {
+	status, ct := 0, ""
+	if a != nil {
+		status, ct = a.get()
+	}
+	msg := "the answer carried no object"
+	if ct != "" {
+		msg += fmt.Sprintf(" (content type %q)", ct)
+	}
+	return &appreg.ServiceError{Service: appreg.ServiceGraph, Kind: appreg.ErrUnavailable, Status: status, Message: msg}
+}
+
+// rejected is a request that we refuse to send because it cannot be right.
+func rejected(msg string) error {
+	return &appreg.ServiceError{Service: appreg.ServiceGraph, Kind: appreg.ErrRejected, Message: msg}
+}

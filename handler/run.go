@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/arm"
+	"github.com/scepman-appreg/appreg/handler/internal/azure"
+	"github.com/scepman-appreg/appreg/handler/internal/config"
+	"github.com/scepman-appreg/appreg/handler/internal/graph"
+	"github.com/scepman-appreg/appreg/handler/internal/keyvault"
+	"github.com/scepman-appreg/appreg/handler/internal/server"
+)
+
+// Deadlines of one invocation. The host cuts an HTTP trigger at 230 s; provision gives up well before.
+const (
+	httpTimeout  = 120 * time.Second
+	timerTimeout = 8 * time.Minute
+)
+
+// run loads the settings, builds the clients once, and serves the custom-handler protocol on
+// 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (an ephemeral port when unset) until ctx ends. Invalid settings
+// do not stop it: every response reports them, so that the admin sees them, and nothing is written.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	cfg, cfgErr := config.Load(getenv)
+	var svc server.Service
+	if cfgErr == nil {
+		var err error
+		if svc, err = newEngine(cfg, getenv); err != nil {
+			cfgErr = err
+		}
+	}
+	if cfgErr != nil {
+		log.Error("invalid configuration: every invocation will fail until it is fixed", "err", cfgErr.Error())
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listening on 127.0.0.1:%s (%s): %w", cfg.Port, config.EnvPort, err)
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Options{Service: svc, ConfigErr: cfgErr, Logger: log, HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// newEngine builds the one HTTP client, the credential, the Graph and Key Vault adapters and the engine.
+func newEngine(cfg config.Config, getenv func(string) string) (*appreg.Engine, error) {
+	hc, err := azure.NewHTTPClient(getenv)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := azure.NewCredential(getenv, hc)
+	if err != nil {
+		return nil, fmt.Errorf("building the managed identity credential: %w", err)
+	}
+	dir, err := graph.New(cred, cfg.GraphEndpoint, hc)
+	if err != nil {
+		return nil, fmt.Errorf("building the Microsoft Graph client for %s: %w", cfg.GraphEndpoint, err)
+	}
+	vault, err := keyvault.New(cfg.KeyVaultURL, cred, hc)
+	if err != nil {
+		return nil, fmt.Errorf("building the Key Vault client for %s: %w", cfg.KeyVaultURL, err)
+	}
+	engine := appreg.NewEngine(dir, vault, appreg.Settings{
+		DisplayName:     cfg.DisplayName,
+		UniqueName:      cfg.UniqueName,
+		PermissionLevel: cfg.PermissionLevel,
+		SecretName:      cfg.SecretName,
+		SecretLifetime:  cfg.SecretLifetime,
+		RenewBefore:     cfg.RenewBefore,
+		Overlap:         cfg.Overlap,
+		Remediate:       cfg.Remediate,
+	}, time.Now)
+	if len(cfg.RefreshSiteIDs) > 0 {
+		engine.SetRefresher(arm.New(arm.Endpoint, cred, hc), cfg.RefreshSiteIDs)
+	}
+	return engine, nil
+}
