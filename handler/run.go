@@ -34,7 +34,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	var svc server.Service
 	if cfgErr == nil {
 		var err error
-		if svc, err = newEngine(cfg, getenv); err != nil {
+		if svc, err = newEngine(cfg, getenv, time.Now); err != nil {
 			cfgErr = err
 		}
 	}
@@ -66,8 +66,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return nil
 }
 
-// newEngine builds the one HTTP client, the credential, the Graph and Key Vault adapters and the engine.
-func newEngine(cfg config.Config, getenv func(string) string) (*appreg.Engine, error) {
+// newEngine builds the one HTTP client, the credential, the Graph, Key Vault and ARM adapters and the
+// engine, whose clock is now.
+func newEngine(cfg config.Config, getenv func(string) string, now func() time.Time) (*appreg.Engine, error) {
 	hc, err := azure.NewHTTPClient(getenv)
 	if err != nil {
 		return nil, err
@@ -93,7 +94,7 @@ func newEngine(cfg config.Config, getenv func(string) string) (*appreg.Engine, e
 		RenewBefore:     cfg.RenewBefore,
 		Overlap:         cfg.Overlap,
 		Remediate:       cfg.Remediate,
-	}, time.Now)
+	}, now)
 	if len(cfg.RefreshSiteIDs) > 0 {
 		engine.SetRefresher(arm.New(arm.Endpoint, cred, hc), cfg.RefreshSiteIDs)
 	}

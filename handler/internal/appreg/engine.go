@@ -493,8 +493,22 @@ func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (P
 	})
 	if err != nil {
 		err = fmt.Errorf("storing the new client secret of application %s in Key Vault as %s: %w", app.AppID, e.settings.SecretName, err)
-		if rerr := e.removePassword(context.WithoutCancel(ctx), app.ObjectID, cred.KeyID); rerr != nil {
-			log.Error("the new credential could not be removed after Key Vault refused it; the next rotate removes it", "err", rerr.Error())
+		// A failure without a clear answer (a timeout, a dropped connection, a 5xx from a gateway) may
+		// still have stored the version: removing the credential then would leave Key Vault holding a
+		// secret the application lacks. So look first, with a context of its own (the run's may be over).
+		check, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		stored, serr := e.storedVersion(check, cred.KeyID)
+		switch {
+		case serr != nil:
+			log.Error("Key Vault failed and could not be read back; the new credential stays until a later rotate finds no version naming it", "err", serr.Error())
+			return cred, v, errors.Join(err, serr)
+		case stored != nil:
+			log.Warn("Key Vault's answer was lost, but the version was stored", "secretId", stored.ID)
+			return cred, *stored, nil
+		}
+		if rerr := e.removePassword(check, app.ObjectID, cred.KeyID); rerr != nil {
+			log.Error("the new credential could not be removed after Key Vault refused it; a later rotate removes it", "err", rerr.Error())
 			return cred, v, errors.Join(err, rerr)
 		}
 		log.Warn("Key Vault refused the new secret; its credential was removed again")
@@ -502,6 +516,24 @@ func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (P
 	}
 	log.Info("client secret stored", "secretId", v.ID)
 	return cred, v, nil
+}
+
+// storedVersion finds the version of the secret that names keyID, nil when there is none.
+func (e *Engine) storedVersion(ctx context.Context, keyID string) (*SecretVersion, error) {
+	var vs []SecretVersion
+	err := e.backoff.retry(ctx, "listing secret versions", transient, func() (err error) {
+		vs, err = e.vault.SecretVersions(ctx, e.settings.SecretName)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("reading the versions of secret %s back: %w", e.settings.SecretName, err)
+	}
+	for i := range vs {
+		if vs[i].KeyID() == keyID {
+			return &vs[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // lifetimes tried, longest first, when the tenant's policy refuses the configured one and cannot be read.
@@ -544,7 +576,7 @@ func (e *Engine) addPassword(ctx context.Context, app *Application, fresh bool) 
 		}
 	}
 	if err != nil {
-		return cred, "", fmt.Errorf("adding password to application %s: %w", app.AppID, err)
+		return cred, "", fmt.Errorf("creating a client secret for application %s: %w", app.AppID, err)
 	}
 	return cred, text, nil
 }
@@ -559,7 +591,7 @@ func (e *Engine) removePassword(ctx context.Context, objectID, keyID string) err
 		return e.dir.RemovePassword(ctx, objectID, keyID)
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("removing password %s from application %s: %w", keyID, objectID, err)
+		return err // the adapter said what it was removing
 	}
 	return nil
 }

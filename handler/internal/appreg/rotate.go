@@ -3,6 +3,7 @@ package appreg
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/logctx"
 )
@@ -71,6 +72,9 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 	return res, nil
 }
 
+// refreshTimeout bounds the refresh of one site.
+const refreshTimeout = 45 * time.Second
+
 // refresh asks every configured App Service to re-read its Key Vault references; a failure is logged and
 // reported, and does not undo the rotation.
 func (e *Engine) refresh(ctx context.Context) []RefreshResult {
@@ -80,11 +84,11 @@ func (e *Engine) refresh(ctx context.Context) []RefreshResult {
 	log := logctx.From(ctx)
 	var rs []RefreshResult
 	for _, id := range e.siteIDs {
-		var status int
-		err := e.backoff.retry(ctx, "refreshing Key Vault references", transient, func() (err error) {
-			status, err = e.refresher.RefreshKeyVaultReferences(ctx, id)
-			return err
-		})
+		// The ARM client retries transient answers itself; a refresh is worth less than the rest of the
+		// run, so it gets a bounded time of its own instead of the engine's retries.
+		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		status, err := e.refresher.RefreshKeyVaultReferences(rctx, id)
+		cancel()
 		r := RefreshResult{SiteID: id, Status: status}
 		if err != nil {
 			r.Error = err.Error()
