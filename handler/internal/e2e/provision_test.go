@@ -93,65 +93,7 @@ func TestProvisionFreshTenantThenNothingToDo(t *testing.T) {
 
 func TestFindingsFromDrift(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name  string
-		drift func(s *emulator.State, appID string)
-		want  string
-	}{
-		{"application deleted", func(s *emulator.State, appID string) {
-			s.Applications = slices.DeleteFunc(s.Applications, func(a emulator.Application) bool { return a.AppID == appID })
-		}, "APP_MISSING"},
-		{"audience changed", func(s *emulator.State, appID string) {
-			s.ApplicationByAppID(appID).SignInAudience = "AzureADandPersonalMicrosoftAccount"
-		}, "AUDIENCE_WRONG"},
-		{"permission removed", func(s *emulator.State, appID string) {
-			app := s.ApplicationByAppID(appID)
-			app.RequiredResourceAccess = slices.DeleteFunc(app.RequiredResourceAccess, func(r emulator.RequiredResourceAccess) bool { return r.ResourceAppID == intuneAppID })
-		}, "PERMISSION_MISSING"},
-		{"User.Read back", func(s *emulator.State, appID string) {
-			app := s.ApplicationByAppID(appID)
-			for i := range app.RequiredResourceAccess {
-				if app.RequiredResourceAccess[i].ResourceAppID == graphAppID {
-					app.RequiredResourceAccess[i].ResourceAccess = append(app.RequiredResourceAccess[i].ResourceAccess, emulator.ResourceAccess{ID: userReadID, Type: "Scope"})
-				}
-			}
-		}, "PERMISSION_UNEXPECTED"},
-		{"service principal deleted", func(s *emulator.State, appID string) {
-			sp := s.ServicePrincipalByAppID(appID)
-			s.AppRoleAssignments = slices.DeleteFunc(s.AppRoleAssignments, func(a emulator.AppRoleAssignment) bool { return a.PrincipalID == sp.ID })
-			s.ServicePrincipals = slices.DeleteFunc(s.ServicePrincipals, func(p emulator.ServicePrincipal) bool { return p.AppID == appID })
-		}, "SERVICE_PRINCIPAL_MISSING"},
-		{"consent revoked", func(s *emulator.State, appID string) {
-			sp := s.ServicePrincipalByAppID(appID)
-			s.AppRoleAssignments = slices.DeleteFunc(s.AppRoleAssignments, func(a emulator.AppRoleAssignment) bool {
-				return a.PrincipalID == sp.ID && a.AppRoleID == "7ab1d382-f21e-4acd-a863-ba3e13f7da61"
-			})
-		}, "CONSENT_MISSING"},
-		{"secret deleted", func(s *emulator.State, appID string) {
-			s.Secrets = nil
-		}, "SECRET_MISSING"},
-		{"credential removed from the application", func(s *emulator.State, appID string) {
-			s.ApplicationByAppID(appID).PasswordCredentials = nil
-		}, "SECRET_NOT_ON_APP"},
-		{"secret about to expire", func(s *emulator.State, appID string) {
-			setExpiry(s, appID, time.Now().Add(10*24*time.Hour))
-		}, "SECRET_EXPIRING"},
-		{"secret expired", func(s *emulator.State, appID string) {
-			setExpiry(s, appID, time.Now().Add(-time.Hour))
-		}, "SECRET_EXPIRED"},
-		{"stale credential", func(s *emulator.State, appID string) {
-			app := s.ApplicationByAppID(appID)
-			sec := s.Secret(secretName)
-			old := time.Now().Add(-90 * 24 * time.Hour).UTC().Truncate(time.Second)
-			app.PasswordCredentials = append(app.PasswordCredentials, emulator.PasswordCredential{KeyID: "0b7c1c7e-0000-4000-8000-000000000001",
-				DisplayName: "old", StartDateTime: old, EndDateTime: old.Add(180 * 24 * time.Hour), SecretText: "stale-secret-value-0001"})
-			sec.Versions = append([]emulator.SecretVersion{{Version: "00000000000000000000000000000001", Value: "stale-secret-value-0001", Enabled: true,
-				Created: old, Updated: old, Expires: old.Add(180 * 24 * time.Hour), Tags: map[string]string{"keyId": "0b7c1c7e-0000-4000-8000-000000000001", "appId": appID}}},
-				sec.Versions...)
-			sec.Versions[len(sec.Versions)-1].Created = time.Now().Add(-49 * time.Hour).UTC().Truncate(time.Second)
-		}, "CREDENTIAL_STALE"},
-	}
-	for _, tt := range tests {
+	for _, tt := range drifts {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a := start(t, setup{})
@@ -195,6 +137,67 @@ func TestFindingsFromDrift(t *testing.T) {
 			checkInvariants(t, a.tenant, "scepman")
 		})
 	}
+}
+
+// drifts are the changes an admin (or a script) can make to a provisioned tenant, each with the finding
+// it must produce.
+var drifts = []struct {
+	name  string
+	drift func(s *emulator.State, appID string)
+	want  string
+}{
+	{"application deleted", func(s *emulator.State, appID string) {
+		s.Applications = slices.DeleteFunc(s.Applications, func(a emulator.Application) bool { return a.AppID == appID })
+	}, "APP_MISSING"},
+	{"audience changed", func(s *emulator.State, appID string) {
+		s.ApplicationByAppID(appID).SignInAudience = "AzureADandPersonalMicrosoftAccount"
+	}, "AUDIENCE_WRONG"},
+	{"permission removed", func(s *emulator.State, appID string) {
+		app := s.ApplicationByAppID(appID)
+		app.RequiredResourceAccess = slices.DeleteFunc(app.RequiredResourceAccess, func(r emulator.RequiredResourceAccess) bool { return r.ResourceAppID == intuneAppID })
+	}, "PERMISSION_MISSING"},
+	{"User.Read back", func(s *emulator.State, appID string) {
+		app := s.ApplicationByAppID(appID)
+		for i := range app.RequiredResourceAccess {
+			if app.RequiredResourceAccess[i].ResourceAppID == graphAppID {
+				app.RequiredResourceAccess[i].ResourceAccess = append(app.RequiredResourceAccess[i].ResourceAccess, emulator.ResourceAccess{ID: userReadID, Type: "Scope"})
+			}
+		}
+	}, "PERMISSION_UNEXPECTED"},
+	{"service principal deleted", func(s *emulator.State, appID string) {
+		sp := s.ServicePrincipalByAppID(appID)
+		s.AppRoleAssignments = slices.DeleteFunc(s.AppRoleAssignments, func(a emulator.AppRoleAssignment) bool { return a.PrincipalID == sp.ID })
+		s.ServicePrincipals = slices.DeleteFunc(s.ServicePrincipals, func(p emulator.ServicePrincipal) bool { return p.AppID == appID })
+	}, "SERVICE_PRINCIPAL_MISSING"},
+	{"consent revoked", func(s *emulator.State, appID string) {
+		sp := s.ServicePrincipalByAppID(appID)
+		s.AppRoleAssignments = slices.DeleteFunc(s.AppRoleAssignments, func(a emulator.AppRoleAssignment) bool {
+			return a.PrincipalID == sp.ID && a.AppRoleID == "7ab1d382-f21e-4acd-a863-ba3e13f7da61"
+		})
+	}, "CONSENT_MISSING"},
+	{"secret deleted", func(s *emulator.State, appID string) {
+		s.Secrets = nil
+	}, "SECRET_MISSING"},
+	{"credential removed from the application", func(s *emulator.State, appID string) {
+		s.ApplicationByAppID(appID).PasswordCredentials = nil
+	}, "SECRET_NOT_ON_APP"},
+	{"secret about to expire", func(s *emulator.State, appID string) {
+		setExpiry(s, appID, time.Now().Add(10*24*time.Hour))
+	}, "SECRET_EXPIRING"},
+	{"secret expired", func(s *emulator.State, appID string) {
+		setExpiry(s, appID, time.Now().Add(-time.Hour))
+	}, "SECRET_EXPIRED"},
+	{"stale credential", func(s *emulator.State, appID string) {
+		app := s.ApplicationByAppID(appID)
+		sec := s.Secret(secretName)
+		old := time.Now().Add(-90 * 24 * time.Hour).UTC().Truncate(time.Second)
+		app.PasswordCredentials = append(app.PasswordCredentials, emulator.PasswordCredential{KeyID: "0b7c1c7e-0000-4000-8000-000000000001",
+			DisplayName: "old", StartDateTime: old, EndDateTime: old.Add(180 * 24 * time.Hour), SecretText: "stale-secret-value-0001"})
+		sec.Versions = append([]emulator.SecretVersion{{Version: "00000000000000000000000000000001", Value: "stale-secret-value-0001", Enabled: true,
+			Created: old, Updated: old, Expires: old.Add(180 * 24 * time.Hour), Tags: map[string]string{"keyId": "0b7c1c7e-0000-4000-8000-000000000001", "appId": appID}}},
+			sec.Versions...)
+		sec.Versions[len(sec.Versions)-1].Created = time.Now().Add(-49 * time.Hour).UTC().Truncate(time.Second)
+	}, "CREDENTIAL_STALE"},
 }
 
 // setExpiry moves the current credential's and version's expiry.

@@ -61,7 +61,7 @@ func (s *srv) compliance(c echo.Context) error {
 	l := s.loggerOf(c)
 	var logs []string
 	if res.Remediated != nil || res.After != nil {
-		logFindings(c, l, "before", res.Before.Findings)
+		logFindings(c, l, "before", res.Before.AppID, res.Before.Findings)
 		logs = append(logs, summary("before remediation", res.Before))
 	}
 	if res.Remediated != nil {
@@ -74,7 +74,7 @@ func (s *srv) compliance(c echo.Context) error {
 	if res.After != nil {
 		final = *res.After
 	}
-	logFindings(c, l, "", final.Findings)
+	logFindings(c, l, "", final.AppID, final.Findings)
 	logs = append(logs, summary("compliance", final))
 	if !res.Compliant {
 		return &apiError{Status: http.StatusInternalServerError, Code: CodeNonCompliant,
@@ -96,7 +96,7 @@ func (s *srv) rotate(c echo.Context) error {
 		return err
 	}
 	l := s.loggerOf(c)
-	logFindings(c, l, "", res.Findings)
+	logFindings(c, l, "", "", res.Findings)
 	logs := append([]string(nil), res.Changes...)
 	for _, r := range res.Refresh {
 		level := slog.LevelInfo
@@ -242,13 +242,13 @@ func shorten(s string) string {
 }
 
 // logFindings writes every finding as its own line: warnings at Warn, errors at Error.
-func logFindings(c echo.Context, l *slog.Logger, phase string, fs []appreg.Finding) {
+func logFindings(c echo.Context, l *slog.Logger, phase, appID string, fs []appreg.Finding) {
 	for _, f := range fs {
 		level := slog.LevelWarn
 		if f.Severity == appreg.SeverityError {
 			level = slog.LevelError
 		}
-		attrs := []slog.Attr{slog.String("code", f.Code), slog.String("severity", f.Severity), slog.String("message", f.Message)}
+		attrs := []slog.Attr{slog.String("code", f.Code), slog.String("severity", f.Severity), slog.String("message", f.Message), slog.String("appId", appID)}
 		if phase != "" {
 			attrs = append(attrs, slog.String("phase", phase))
 		}
