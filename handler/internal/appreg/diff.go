@@ -113,7 +113,7 @@ func Removable(c PasswordCredential, current *SecretVersion, versions []SecretVe
 	}
 	if latest == nil {
 		if now.Sub(c.Start) >= OrphanAge {
-			return true, fmt.Sprintf("no secret version names it and it is older than %s", OrphanAge)
+			return true, fmt.Sprintf("no secret version names it and it is older than %s", human(OrphanAge))
 		}
 		return false, "orphan younger than an hour"
 	}
@@ -203,7 +203,7 @@ func (s Settings) Diff(o *Observation, now time.Time) []Finding {
 	case SecretExpired:
 		add(CodeSecretExpired, SeverityError, "the current secret (keyId %s) expired at %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339))
 	case SecretExpiring:
-		add(CodeSecretExpiring, SeverityWarning, "the current secret (keyId %s) expires at %s, inside the %s renewal window", cred.KeyID, cred.End.UTC().Format(time.RFC3339), s.RenewBefore)
+		add(CodeSecretExpiring, SeverityWarning, "the current secret (keyId %s) expires at %s, inside the renewal window of %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339), human(s.RenewBefore))
 	}
 	if o.App != nil {
 		for _, c := range o.App.Passwords {
@@ -228,4 +228,21 @@ func Compliant(fs []Finding) bool {
 // sortVersions orders versions oldest first.
 func sortVersions(vs []SecretVersion) {
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].Created.Before(vs[j].Created) })
+}
+
+// human writes a duration in days or hours, as the settings are given.
+func human(d time.Duration) string {
+	plural := func(n time.Duration, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return plural(d/(24*time.Hour), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(d/time.Hour, "hour")
+	}
+	return d.Round(time.Second).String()
 }

@@ -475,3 +475,30 @@ func (t *Tenant) sleep(ctx context.Context, d time.Duration) error {
 		return errClosed
 	}
 }
+
+// ExpireSecret stands in for the passing of time on a running emulated tenant: it moves the end of the
+// credential that the current version of the secret names, and that version's exp, to now+in (as if the
+// secret had been created that much earlier). It returns the credential's keyId. It is how `make run`
+// shows a renewal without waiting months.
+func (t *Tenant) ExpireSecret(name string, in time.Duration) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sec := t.state.Secret(name)
+	if sec == nil || sec.Current() == nil {
+		return "", fmt.Errorf("the emulated vault holds no secret %q: provision first", name)
+	}
+	cur := sec.Current()
+	keyID := cur.Tags["keyId"]
+	var cred *PasswordCredential
+	for i := range t.state.Applications {
+		if c := t.state.Applications[i].PasswordCredential(keyID); c != nil {
+			cred = c
+		}
+	}
+	if cred == nil {
+		return "", fmt.Errorf("no application holds credential %q, which secret %q names", keyID, name)
+	}
+	end := t.now().Add(in)
+	cred.EndDateTime, cur.Expires = end, end
+	return keyID, nil
+}

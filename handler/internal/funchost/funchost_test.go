@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -487,8 +488,9 @@ func TestUnresolvedSchedule(t *testing.T) {
 
 // fakeTenant stands in for the emulator.
 type fakeTenant struct {
-	mu     sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	closed  bool
+	expired []string
 }
 
 func (f *fakeTenant) WriteCA(path string) error { return os.WriteFile(path, []byte("FAKE CA"), 0o600) }
@@ -501,6 +503,45 @@ func (f *fakeTenant) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
+}
+
+func (f *fakeTenant) ExpireSecret(name string, in time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expired = append(f.expired, fmt.Sprintf("%s in %s", name, in))
+	return "key-1", nil
+}
+
+func TestExpireSecretOnTheEmulatedTenantOnly(t *testing.T) {
+	local := `{"IsEncrypted":false,"Values":{"APPREG_KEY_VAULT_URL":""}}`
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		query  string
+		status int
+		want   string
+	}{
+		{"emulated, default days", []string{envFake + "=1"}, "", http.StatusOK, "AppConfig--AuthConfig--ApplicationKey in 480h0m0s"},
+		{"emulated, named secret", []string{envFake + "=1"}, "?days=3&name=s1", http.StatusOK, "s1 in 72h0m0s"},
+		{"emulated, bad days", []string{envFake + "=1"}, "?days=soon", http.StatusBadRequest, ""},
+		{"against Azure", []string{envFake + "=1", "APPREG_KEY_VAULT_URL=https://real-kv.vault.azure.net/"}, "", http.StatusConflict, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := &fakeTenant{}
+			h := start(t, project(t, local), tc.env, func(o *Options) {
+				o.NewTenant = func() (Tenant, error) { return ft, nil }
+			})
+			resp, body := do(t, http.MethodPost, h.URL()+"/admin/emulator/expire-secret"+tc.query, "", nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("expire-secret%s = %d %s, want %d", tc.query, resp.StatusCode, body, tc.status)
+			}
+			ft.mu.Lock()
+			defer ft.mu.Unlock()
+			if got := strings.Join(ft.expired, ";"); got != tc.want {
+				t.Errorf("ExpireSecret calls = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestTenantChoice(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ func (h *Host) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.forward(w, r)
 	case strings.HasPrefix(p, "/admin/functions/"):
 		h.admin(w, r)
+	case p == "/admin/emulator/expire-secret":
+		h.expireSecret(w, r)
 	case p == "/":
 		fmt.Fprintln(w, "funchost: the local Functions host is running; functions are under /api/ and /admin/functions/")
 	default:
@@ -110,6 +113,51 @@ func allows(methods []string, m string) bool {
 		}
 	}
 	return false
+}
+
+// secretExpirer is what an emulated tenant offers to stand in for the passing of time.
+type secretExpirer interface {
+	ExpireSecret(name string, in time.Duration) (string, error)
+}
+
+// expireSecret is POST /admin/emulator/expire-secret?days=N[&name=S]: on the emulated tenant only, make
+// the current secret expire in N days (default 20, inside the default renewal window), so that a renewal
+// can be shown without waiting months.
+func (h *Host) expireSecret(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST /admin/emulator/expire-secret?days=N moves the current secret's expiry", http.StatusMethodNotAllowed)
+		return
+	}
+	ex, ok := h.tenant.(secretExpirer)
+	if !ok {
+		http.Error(w, "not running on the emulated tenant: a real secret's expiry cannot be moved", http.StatusConflict)
+		return
+	}
+	days := 20
+	if d := r.URL.Query().Get("days"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 3650 {
+			http.Error(w, "days must be a whole number from 0 to 3650", http.StatusBadRequest)
+			return
+		}
+		days = n
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = h.env.get("APPREG_SECRET_NAME")
+	}
+	if name == "" {
+		name = "AppConfig--AuthConfig--ApplicationKey"
+	}
+	keyID, err := ex.ExpireSecret(name, time.Duration(days)*24*time.Hour)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	h.logf("emulated tenant: the current secret (keyId %s) now expires in %d days", keyID, days)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"keyId": keyID, "expiresInDays": days})
 }
 
 // admin is POST /admin/functions/<name>: run a non-HTTP function now. 202 like Core Tools; ?wait=true
