@@ -25,19 +25,14 @@ const (
 	timerTimeout = 8 * time.Minute
 )
 
-// run loads the settings, builds the clients once, and serves the custom-handler protocol on
-// 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (an ephemeral port when unset) until ctx ends. Invalid settings
-// do not stop it: every response reports them, so that the admin sees them, and nothing is written.
+// run loads the settings, listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (an ephemeral port when
+// unset) and serves the custom-handler protocol until ctx ends. It answers the host's readiness probe
+// (GET /) as soon as it listens; the clients (the system's trusted roots alone take tens of milliseconds
+// to load) are built meanwhile, and an invocation that arrives first waits for them. Invalid settings do
+// not stop it: every response reports them, so that the admin sees them, and nothing is written.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 	cfg, cfgErr := config.Load(getenv)
-	var svc server.Service
-	if cfgErr == nil {
-		var err error
-		if svc, err = newEngine(cfg, getenv, time.Now); err != nil {
-			cfgErr = err
-		}
-	}
 	if cfgErr != nil {
 		log.Error("invalid configuration: every invocation will fail until it is fixed", "err", cfgErr.Error())
 	}
@@ -46,6 +41,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listening on 127.0.0.1:%s (%s): %w", cfg.Port, config.EnvPort, err)
 	}
+	var (
+		svc     server.Service
+		pending *pendingEngine
+	)
+	if cfgErr == nil {
+		pending = &pendingEngine{done: make(chan struct{})}
+		svc = pending
+	}
 	srv := &http.Server{
 		Handler:           server.New(server.Options{Service: svc, ConfigErr: cfgErr, Logger: log, HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -53,6 +56,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	log.Info("listening", "addr", ln.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	if pending != nil {
+		go pending.build(func() (server.Service, error) { return newEngine(cfg, getenv, time.Now) }, log)
+	}
 	select {
 	case err := <-done:
 		return err
@@ -64,6 +70,66 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	return nil
+}
+
+// pendingEngine is the service while its clients are being built: every call waits for the build (or
+// for its own context), then runs on the engine, or fails with the build's error as an invalid
+// configuration (a setting such as SSL_CERT_FILE or HTTPS_PROXY that the clients could not use).
+type pendingEngine struct {
+	done chan struct{}
+	svc  server.Service
+	err  error
+}
+
+// build builds the service and releases the calls that wait for it. A failed build is logged as an
+// invalid configuration, as run logs invalid settings.
+func (p *pendingEngine) build(build func() (server.Service, error), log *slog.Logger) {
+	defer close(p.done)
+	if p.svc, p.err = build(); p.err != nil {
+		p.err = server.ConfigError(p.err)
+		log.Error("invalid configuration: every invocation will fail until it is fixed", "err", p.err.Error())
+	}
+}
+
+func (p *pendingEngine) wait(ctx context.Context) (server.Service, error) {
+	select {
+	case <-p.done:
+		return p.svc, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *pendingEngine) Provision(ctx context.Context) (appreg.ProvisionResult, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return appreg.ProvisionResult{}, err
+	}
+	return s.Provision(ctx)
+}
+
+func (p *pendingEngine) Status(ctx context.Context) (appreg.StatusReport, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return appreg.StatusReport{}, err
+	}
+	return s.Status(ctx)
+}
+
+func (p *pendingEngine) Compliance(ctx context.Context) (appreg.ComplianceResult, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return appreg.ComplianceResult{}, err
+	}
+	return s.Compliance(ctx)
+}
+
+func (p *pendingEngine) Rotate(ctx context.Context) (appreg.RotateResult, error) {
+	s, err := p.wait(ctx)
+	if err != nil {
+		return appreg.RotateResult{}, err
+	}
+	return s.Rotate(ctx)
 }
 
 // newEngine builds the one HTTP client, the credential, the Graph, Key Vault and ARM adapters and the

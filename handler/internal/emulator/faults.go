@@ -58,6 +58,9 @@ type Fault struct {
 	// Probability, when > 0, fires the fault on each matching request with that probability, drawn from
 	// the tenant's seeded RNG (Options.Seed).
 	Probability float64
+	// Skip is how many matching requests (in the fault's phase) pass untouched before the fault can fire:
+	// Skip 1 on OpAssignAppRole hits the second assignment.
+	Skip int
 }
 
 func (f Fault) String() string {
@@ -89,6 +92,7 @@ func (f Fault) status() int {
 type faultEntry struct {
 	f    Fault
 	left int
+	skip int
 }
 
 // AddFault adds a fault. Faults are matched in the order they were added.
@@ -104,7 +108,7 @@ func (t *Tenant) AddFault(f Fault) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.faults = append(t.faults, &faultEntry{f: f, left: left})
+	t.faults = append(t.faults, &faultEntry{f: f, left: left, skip: max(f.Skip, 0)})
 }
 
 // ClearFaults removes every fault.
@@ -138,6 +142,10 @@ func (t *Tenant) takeFault(service, op string, after bool) (Fault, bool) {
 			continue
 		}
 		if f.Operation != "" && f.Operation != op {
+			continue
+		}
+		if e.skip > 0 {
+			e.skip--
 			continue
 		}
 		if f.Probability > 0 && t.rng.Float64() >= f.Probability {

@@ -191,3 +191,18 @@ func TestLatency(t *testing.T) {
 		t.Errorf("without latency: %d", r.status)
 	}
 }
+
+func TestFaultSkip(t *testing.T) {
+	h := start(t, Options{})
+	tok := h.graphToken()
+	h.tenant.AddFault(Fault{Service: ServiceGraph, Operation: OpGetServicePrincipal, Status: 503, Skip: 2})
+	path := "/servicePrincipals(appId='" + GraphAppID + "')"
+	for i, want := range []int{200, 200, 503, 200} {
+		if r := h.graph(http.MethodGet, path, tok, nil, nil); r.status != want {
+			t.Errorf("request %d: %d, want %d", i+1, r.status, want)
+		}
+	}
+	if st := h.tenant.Stats(); st.FaultsFired != 1 {
+		t.Errorf("FaultsFired %d, want 1", st.FaultsFired)
+	}
+}

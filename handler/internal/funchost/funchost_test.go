@@ -621,6 +621,29 @@ func TestHandlerFailures(t *testing.T) {
 			t.Errorf("Start error = %v, want a hint to build bin/handler", err)
 		}
 	})
+	t.Run("kill stops the handler at once", func(t *testing.T) {
+		h := start(t, project(t, ""), baseEnv(), nil)
+		if h.PID() <= 0 {
+			t.Fatalf("PID = %d, want the handler's", h.PID())
+		}
+		if err := h.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-h.Done():
+		default:
+			t.Fatal("Done not closed after Kill")
+		}
+		if _, err := http.Get(h.HandlerURL() + "/"); err == nil {
+			t.Error("the handler still answers after Kill")
+		}
+		if resp, _ := do(t, http.MethodGet, h.URL()+"/api/env", "", nil); resp.StatusCode < 500 {
+			t.Errorf("a forwarded request after Kill: %d, want a 5xx from the host", resp.StatusCode)
+		}
+		if err := h.Kill(); err == nil {
+			t.Error("a second Kill succeeded")
+		}
+	})
 	t.Run("close kills the handler", func(t *testing.T) {
 		h := start(t, project(t, ""), baseEnv(), nil)
 		handlerURL := h.HandlerURL()

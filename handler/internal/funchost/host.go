@@ -369,6 +369,31 @@ func (h *Host) Tenant() Tenant { return h.tenant }
 // Done is closed when the handler has exited (on its own or by Close).
 func (h *Host) Done() <-chan struct{} { return h.done }
 
+// PID is the handler's process id.
+func (h *Host) PID() int {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return 0
+	}
+	return h.cmd.Process.Pid
+}
+
+// Kill kills the handler at once with SIGKILL, as the host stops a worker, and waits until it has exited;
+// whatever it was doing stops mid-way. funchost keeps serving (forwarded requests and invocations then
+// fail) and restarts nothing; Close still cleans up. It is how tests crash the handler between two steps.
+func (h *Host) Kill() error {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return errNotRunning
+	}
+	select {
+	case <-h.done:
+		return errNotRunning
+	default:
+	}
+	err := h.cmd.Process.Kill()
+	<-h.done
+	return err
+}
+
 // Close kills the handler (SIGKILL, as the host does), stops the timers and the listener, and closes the
 // emulated tenant. It is safe to call more than once.
 func (h *Host) Close() error {

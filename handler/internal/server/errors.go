@@ -57,6 +57,13 @@ type apiError struct {
 func (e *apiError) Error() string { return e.Message }
 func (e *apiError) Unwrap() error { return e.Err }
 
+// ConfigError marks err as an invalid configuration that was found after the server was built (for
+// example while building the clients of the settings): it is answered as Options.ConfigErr is, 500
+// InvalidConfiguration with err's message.
+func ConfigError(err error) error {
+	return &apiError{Status: http.StatusInternalServerError, Code: CodeInvalidConfiguration, Message: err.Error(), Err: err}
+}
+
 // sentinels maps the engine's classified failures to answers, first match wins.
 var sentinels = []struct {
 	err    error

@@ -1,0 +1,516 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/config"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/logctx"
+	"github.com/scepman-appreg/appreg/handler/internal/reliability"
+)
+
+// The fault matrix of RELIABILITY.md: every Graph, Key Vault, identity and ARM operation the app performs,
+// on the path where it is reached, under each fault. Each cell runs on a fresh emulated tenant with the
+// injected clock, with a new engine per run (a new process): the affected function once with the fault,
+// then again without it, then (past the orphan rule) a rotation that cleans up; the invariants of package
+// reliability are checked after every run.
+
+// faultKind is a column of the matrix.
+type faultKind struct {
+	name        string
+	fault       emulator.Fault // Service and Operation are filled in per row
+	writesOnly  bool           // only meaningful for a write (after apply)
+	graphOnly   bool
+	replication bool          // not a fault: the tenant's replication delay
+	runTimeout  time.Duration // the first run's deadline
+}
+
+// statusTimes exceeds the SDKs' own retries (kiota and azcore retry three times), so that the engine's
+// retry sees the failure too.
+const statusTimes = 4
+
+// replicationDelay is how long every object a run creates stays invisible in the replication column.
+const replicationDelay = 700 * time.Millisecond
+
+// hangTimeout is the first run's deadline when a request hangs: the run is cut while it waits.
+const hangTimeout = 2 * time.Second
+
+var faultKinds = []faultKind{
+	{name: "429 Retry-After", fault: emulator.Fault{Kind: emulator.FaultStatus, Status: http.StatusTooManyRequests, RetryAfter: 1, Times: statusTimes}},
+	{name: "503", fault: emulator.Fault{Kind: emulator.FaultStatus, Status: http.StatusServiceUnavailable, Times: statusTimes}},
+	{name: "500", fault: emulator.Fault{Kind: emulator.FaultStatus, Status: http.StatusInternalServerError, Times: statusTimes}},
+	{name: "drop", fault: emulator.Fault{Kind: emulator.FaultDrop}},
+	{name: "drop after apply", fault: emulator.Fault{Kind: emulator.FaultDrop, After: true}, writesOnly: true},
+	{name: "timeout", fault: emulator.Fault{Kind: emulator.FaultHang}, runTimeout: hangTimeout},
+	{name: "timeout after apply", fault: emulator.Fault{Kind: emulator.FaultHang, After: true}, writesOnly: true, runTimeout: hangTimeout},
+	{name: "replication delay", replication: true, graphOnly: true},
+}
+
+// writeOps are the operations that change the tenant.
+var writeOps = map[string]bool{
+	emulator.OpUpsertApplication: true, emulator.OpCreateServicePrincipal: true, emulator.OpAssignAppRole: true,
+	emulator.OpAddPassword: true, emulator.OpRemovePassword: true, emulator.OpSetSecret: true,
+	emulator.OpRefreshConfigReferences: true,
+}
+
+const refreshSite = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/scepman/providers/Microsoft.Web/sites/scepman"
+
+// relPath is a way through the engine on which operations are reached.
+type relPath struct {
+	name     string
+	opts     func() emulator.Options
+	settings map[string]string
+	setup    func(t *testing.T, w *world, c context.Context)
+	run      func(w *world, c context.Context) (string, error) // the affected function; a note on success
+	ops      []string
+}
+
+var relPaths = []relPath{
+	{
+		name: "provision",
+		opts: func() emulator.Options { return emulator.Options{} },
+		run:  runProvision,
+		ops: []string{emulator.OpGetApplication, emulator.OpUpsertApplication, emulator.OpGetServicePrincipal,
+			emulator.OpCreateServicePrincipal, emulator.OpListAppRoleAssignments, emulator.OpAssignAppRole,
+			emulator.OpAddPassword, emulator.OpGetSecret, emulator.OpListSecretVersions, emulator.OpSetSecret,
+			emulator.OpIdentityToken},
+	},
+	{
+		// Provisioned, renewed once, then 151 days on: the next rotation renews the secret, removes the
+		// credential whose overlap has passed, and refreshes the site's Key Vault references.
+		name:     "rotate",
+		opts:     func() emulator.Options { return emulator.Options{} },
+		settings: map[string]string{config.EnvRefreshSiteIDs: refreshSite},
+		setup: func(t *testing.T, w *world, c context.Context) {
+			w.tenant.SetSite(refreshSite, http.StatusOK)
+			if _, err := w.engine().Provision(c); err != nil {
+				t.Fatalf("setting up: provision: %v", err)
+			}
+			w.clock.Advance(151 * 24 * time.Hour)
+			if _, err := w.engine().Rotate(c); err != nil {
+				t.Fatalf("setting up: first renewal: %v", err)
+			}
+			w.clock.Advance(151 * 24 * time.Hour)
+		},
+		run: runRotate,
+		ops: []string{emulator.OpGetApplication, emulator.OpGetServicePrincipal, emulator.OpListAppRoleAssignments,
+			emulator.OpGetSecret, emulator.OpListSecretVersions, emulator.OpAddPassword, emulator.OpSetSecret,
+			emulator.OpRemovePassword, emulator.OpRefreshConfigReferences},
+	},
+	{
+		// A tenant whose app management policy caps secrets at 90 days, readable by the identity.
+		name: "lifetime policy",
+		opts: func() emulator.Options {
+			return emulator.Options{GraphRoles: append(emulator.DefaultGraphRoles(), emulator.RolePolicyReadAll)}
+		},
+		setup: func(t *testing.T, w *world, c context.Context) { w.tenant.SetMaxPasswordLifetime(90 * 24 * time.Hour) },
+		run:   runProvision,
+		ops:   []string{emulator.OpGetAppManagementPolicy},
+	},
+}
+
+func runProvision(w *world, c context.Context) (string, error) {
+	r, err := w.engine().Provision(c)
+	w.record(r, err)
+	if err != nil {
+		return "", err
+	}
+	if r.Created {
+		return "created", nil
+	}
+	return "", nil
+}
+
+func runRotate(w *world, c context.Context) (string, error) {
+	r, err := w.engine().Rotate(c)
+	w.record(r, err)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range r.Refresh {
+		if f.Error != "" {
+			return "refresh failed", nil
+		}
+	}
+	return "", nil
+}
+
+// serviceOf is the emulator service of an operation name.
+func serviceOf(op string) string { return op[:strings.IndexByte(op, '.')] }
+
+// relHygiene collects the engine's logs, results and errors of every reliability test of this package
+// and the secrets their tenants issued; each test scans at its end.
+var relHygiene = &reliability.Hygiene{}
+
+// record keeps a result and an error for the secret scan, as the handler would answer them.
+func (w *world) record(result any, err error) {
+	if b, jerr := json.Marshal(result); jerr == nil {
+		relHygiene.Record(b)
+	}
+	if err != nil {
+		relHygiene.Record([]byte(err.Error()))
+	}
+}
+
+// logged is a context whose logger writes JSON lines, as the handler's, into the secret scan.
+func logged(c context.Context) context.Context {
+	return logctx.With(c, slog.New(slog.NewJSONHandler(relHygiene.Writer(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+// runCtx is a run's context: the cell's deadline, the scanned logger.
+func runCtx(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	if d == 0 {
+		d = time.Minute
+	}
+	c, cancel := context.WithTimeout(context.Background(), d)
+	return logged(c), cancel
+}
+
+// outcome is the short text of a run's result for a table cell.
+func outcome(note string, err error) string {
+	if err == nil {
+		if note != "" {
+			return "ok (" + note + ")"
+		}
+		return "ok"
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timed out"
+	case errors.Is(err, appreg.ErrThrottled):
+		return "throttled"
+	case errors.Is(err, appreg.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, appreg.ErrNotReplicated):
+		return "not replicated"
+	case errors.Is(err, appreg.ErrConcurrency):
+		return "concurrency"
+	}
+	return "failed"
+}
+
+// cellResult is one cell of the matrix.
+type cellResult struct {
+	path, op, fault string
+	fired           int
+	first, second   string
+	firstErr        string
+	violations      []string
+}
+
+func (r cellResult) text() string {
+	inv := "✓"
+	if len(r.violations) > 0 {
+		inv = "✗"
+	}
+	return fmt.Sprintf("%s → %s %s", r.first, r.second, inv)
+}
+
+// shortCell picks the cells of the short variant: every operation and every fault kind at least once,
+// the writes under every fault after apply.
+func shortCell(row, col int, op string, k faultKind) bool {
+	if k.writesOnly {
+		return op == emulator.OpAddPassword || op == emulator.OpSetSecret || op == emulator.OpRemovePassword
+	}
+	return (row+col)%len(faultKinds) == 0
+}
+
+func TestReliabilityFaultMatrix(t *testing.T) {
+	full := reliability.Full()
+	var results []cellResult
+	row := 0
+	for _, p := range relPaths {
+		for _, op := range p.ops {
+			for col, k := range faultKinds {
+				if (k.writesOnly && !writeOps[op]) || (k.graphOnly && serviceOf(op) != emulator.ServiceGraph) {
+					continue
+				}
+				if !full && !shortCell(row, col, op, k) {
+					continue
+				}
+				t.Run(p.name+"/"+op+"/"+k.name, func(t *testing.T) {
+					results = append(results, runCell(t, p, op, k))
+				})
+			}
+			row++
+		}
+	}
+	printMatrix(t, results)
+	scanHygiene(t)
+}
+
+// runCell runs one cell and checks it.
+func runCell(t *testing.T, p relPath, op string, k faultKind) cellResult {
+	t.Helper()
+	res := cellResult{path: p.name, op: op, fault: k.name}
+	w := newWorld(t, p.opts(), p.settings)
+	t.Cleanup(func() { relHygiene.AddSecrets(w.tenant.IssuedSecrets()...) })
+	if p.setup != nil {
+		c, cancel := runCtx(t, 0)
+		p.setup(t, w, c)
+		cancel()
+	}
+	want := reliability.Want{Level: 0}
+	check := func(step string, phase reliability.Phase) {
+		want.Now = w.clock.Now()
+		for _, v := range reliability.Check(w.tenant.Snapshot(), want, phase) {
+			res.violations = append(res.violations, step+": "+v)
+			t.Errorf("%s: %s", step, v)
+		}
+	}
+	w.tenant.ResetStats()
+	if k.replication {
+		w.tenant.SetReplicationDelay(replicationDelay)
+	} else {
+		f := k.fault
+		f.Service, f.Operation = serviceOf(op), op
+		w.tenant.AddFault(f)
+	}
+
+	c, cancel := runCtx(t, k.runTimeout)
+	note, err := p.run(w, c)
+	cancel()
+	res.first = outcome(note, err)
+	if err != nil {
+		res.firstErr = err.Error()
+	}
+	st := w.tenant.Stats()
+	res.fired = st.FaultsFired
+	if k.replication {
+		res.fired = st.Op(op).Requests
+	}
+	if res.fired == 0 {
+		t.Errorf("%s was not reached under %s: the cell proves nothing", op, k.name)
+	}
+	check("after the faulty run", reliability.Always)
+	w.tenant.ClearFaults()
+
+	c, cancel = runCtx(t, 0)
+	note, err = p.run(w, c) // again, as the next call or the next day's timer would
+	cancel()
+	res.second = outcome(note, err)
+	if err != nil {
+		t.Errorf("the run after the fault: %v", err)
+	}
+	check("after the second run", reliability.Converged)
+
+	// Past the orphan rule, a rotation removes what the faulty run left behind.
+	if k.replication {
+		w.tenant.SetReplicationDelay(0)
+		time.Sleep(replicationDelay) // everything created so far has replicated
+	}
+	w.clock.Advance(appreg.OrphanAge + time.Minute)
+	c, cancel = runCtx(t, 0)
+	_, err = runRotate(w, c)
+	cancel()
+	if err != nil {
+		t.Errorf("the cleaning rotation: %v", err)
+	}
+	check("after the cleaning rotation", reliability.Cleaned)
+	t.Logf("%s under %s: first %s (%s), second %s, fired %d", op, k.name, res.first, res.firstErr, res.second, res.fired)
+	return res
+}
+
+func printMatrix(t *testing.T, results []cellResult) {
+	t.Helper()
+	cols := []string{"path", "operation"}
+	for _, k := range faultKinds {
+		cols = append(cols, k.name)
+	}
+	tab := reliability.Table{
+		Title:  "Fault matrix (" + reliability.Mode() + "): first run → second run, invariants ✓ held / ✗ broken; – not applicable, · not in this variant",
+		Header: cols,
+	}
+	type key struct{ path, op string }
+	cells := map[key]map[string]cellResult{}
+	var order []key
+	for _, r := range results {
+		k := key{r.path, r.op}
+		if cells[k] == nil {
+			cells[k] = map[string]cellResult{}
+			order = append(order, k)
+		}
+		cells[k][r.fault] = r
+	}
+	for _, p := range relPaths {
+		for _, op := range p.ops {
+			k := key{p.name, op}
+			if !slices.Contains(order, k) {
+				continue
+			}
+			row := []string{p.name, op}
+			for _, fk := range faultKinds {
+				switch r, ok := cells[k][fk.name]; {
+				case (fk.writesOnly && !writeOps[op]) || (fk.graphOnly && serviceOf(op) != emulator.ServiceGraph):
+					row = append(row, "–")
+				case !ok:
+					row = append(row, "·")
+				default:
+					row = append(row, r.text())
+				}
+			}
+			tab.Rows = append(tab.Rows, row)
+		}
+	}
+	held, broken, failedFirst := 0, 0, 0
+	for _, r := range results {
+		if len(r.violations) == 0 {
+			held++
+		} else {
+			broken++
+		}
+		if r.firstErr != "" {
+			failedFirst++
+		}
+	}
+	tab.Notes = append(tab.Notes, fmt.Sprintf("%d cells: invariants held in %d, broken in %d; the first run failed in %d (each then recovered on the second run)",
+		len(results), held, broken, failedFirst))
+	tab.Print()
+}
+
+// scanHygiene fails the test when any result, error or log line of this package's reliability tests
+// holds a secret a tenant issued (the identity header included).
+func scanHygiene(t *testing.T) {
+	t.Helper()
+	secrets, outputs, hits := relHygiene.Scan()
+	for _, h := range hits {
+		t.Error("secret hygiene: " + h)
+	}
+	t.Logf("secret hygiene: %d issued secrets checked against %d results, errors and log writes; %d found", secrets, outputs, len(hits))
+}
+
+// TestReliabilityRaces: sixteen concurrent provision calls on a fresh tenant, each its own process,
+// interleaved with four rotate runs; then again with replication delay. Afterwards the invariants hold and
+// the tenant holds one application, one service principal, one assignment per permission and the
+// current credential; past the orphan rule and the overlap, rotations leave the current credential only.
+func TestReliabilityRaces(t *testing.T) {
+	tab := reliability.Table{
+		Title: "Races: 16 concurrent provision calls (16 processes) interleaved with 4 rotate runs on a fresh tenant",
+		Header: []string{"replication delay", "provision ok", "201 Created", "rotate ok", "rotate failed (no application yet)",
+			"apps", "SPs", "assignments per permission", "credentials / versions after", "after cleanup", "invariants"},
+	}
+	for _, delay := range []time.Duration{0, time.Second} {
+		t.Run(fmt.Sprintf("replication delay %s", delay), func(t *testing.T) {
+			w := newWorld(t, emulator.Options{}, nil)
+			t.Cleanup(func() { relHygiene.AddSecrets(w.tenant.IssuedSecrets()...) })
+			w.tenant.SetReplicationDelay(delay)
+			var violations []string
+			check := func(step string, phase reliability.Phase) {
+				for _, v := range reliability.Check(w.tenant.Snapshot(), reliability.Want{Now: w.clock.Now()}, phase) {
+					violations = append(violations, step+": "+v)
+					t.Errorf("%s: %s", step, v)
+				}
+			}
+			type run struct {
+				rotate  bool
+				created bool
+				err     error
+			}
+			runs := make([]run, 20)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range runs {
+				runs[i].rotate = i%5 == 4 // P P P P R P P P P R …
+				e := w.engine()           // a process each
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					time.Sleep(time.Duration(i) * 5 * time.Millisecond) // interleave the starts
+					c, cancel := runCtx(t, 0)
+					defer cancel()
+					if runs[i].rotate {
+						r, err := e.Rotate(c)
+						w.record(r, err)
+						runs[i].err = err
+						return
+					}
+					r, err := e.Provision(c)
+					w.record(r, err)
+					runs[i].created, runs[i].err = r.Created, err
+				}()
+			}
+			close(start)
+			wg.Wait()
+			provOK, created, rotOK, rotNoApp := 0, 0, 0, 0
+			for i, r := range runs {
+				switch {
+				case r.rotate && r.err == nil:
+					rotOK++
+				case r.rotate && errors.Is(r.err, appreg.ErrNotFound):
+					rotNoApp++ // the application did not exist (or had not replicated) yet
+				case r.err != nil:
+					t.Errorf("run %d (rotate %v): %v", i, r.rotate, r.err)
+				default:
+					provOK++
+					if r.created {
+						created++
+					}
+				}
+			}
+			if created != 1 {
+				t.Errorf("%d provision calls created the application, want exactly 1", created)
+			}
+			check("after the race", reliability.Converged)
+			s := w.tenant.Snapshot()
+			app := s.Application("scepman")
+			if app == nil || s.Secret(secretName) == nil {
+				t.Fatal("no application or no secret after the race")
+			}
+			sps, perPerm := 0, map[string]int{}
+			for _, sp := range s.ServicePrincipals {
+				if app != nil && sp.AppID == app.AppID {
+					sps++
+					for _, a := range s.AssignmentsOf(sp.ID) {
+						perPerm[a.AppRoleID]++
+					}
+				}
+			}
+			creds, versions := len(app.PasswordCredentials), len(s.Secret(secretName).Versions)
+
+			// Past the orphan rule, then past the overlap: the current credential is all that stays.
+			time.Sleep(delay)
+			w.tenant.SetReplicationDelay(0)
+			for _, step := range []time.Duration{appreg.OrphanAge + time.Minute, 49 * time.Hour} {
+				w.clock.Advance(step)
+				c, cancel := runCtx(t, 0)
+				r, err := w.engine().Rotate(c)
+				w.record(r, err)
+				cancel()
+				if err != nil {
+					t.Fatalf("cleaning rotation: %v", err)
+				}
+				check("after a cleaning rotation", reliability.Cleaned)
+			}
+			left := len(w.tenant.Snapshot().Application("scepman").PasswordCredentials)
+			if left != 1 {
+				t.Errorf("%d credentials after the overlap, want 1", left)
+			}
+			var pp []string
+			for _, p := range appreg.PermissionsFor(0) {
+				pp = append(pp, fmt.Sprintf("%s: %d", p.Value, perPerm[p.ID]))
+			}
+			tab.Rows = append(tab.Rows, []string{delay.String(), fmt.Sprintf("%d/16", provOK), fmt.Sprint(created),
+				fmt.Sprintf("%d/4", rotOK), fmt.Sprint(rotNoApp), fmt.Sprint(len(s.Applications)), fmt.Sprint(sps),
+				strings.Join(pp, ", "), fmt.Sprintf("%d / %d", creds, versions), fmt.Sprintf("%d credential", left),
+				reliability.Verdict(violations)})
+		})
+	}
+	tab.Notes = []string{
+		"every run is its own engine (a process of its own): nothing serialises them but the tenant",
+		"a provision call that finds no secret stores one, so concurrent first calls each store a version; every version names a credential the application holds, and the rotations remove the replaced ones once their overlap has passed",
+	}
+	tab.Print()
+	scanHygiene(t)
+}
