@@ -6,10 +6,10 @@ FUZZTIME    ?= 30s
 FUNCHOST_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build funchost test test-race lint lint-sh run package deploy fuzz clean
+.PHONY: help build funchost test test-race lint lint-sh run package deploy fuzz reliability bench clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build the handler: bin/handler
 	$(GO) build -o bin/handler ./handler
@@ -63,8 +63,35 @@ lint-sh: ## shellcheck the shell scripts (Debian package shellcheck)
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install -y shellcheck" >&2; exit 1; }
 	shellcheck -x $(SHELL_SCRIPTS)
 
-fuzz: ## fuzz the host invocation decoder for FUZZTIME (default 30s)
-	$(GO) test -run '^$$' -fuzz FuzzDecodeTimer -fuzztime $(FUZZTIME) ./handler/internal/hostproto
+fuzz: ## fuzz the timer invocation decoder, the provision body decoder and the settings parser, FUZZTIME each (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTimer$$' -fuzztime $(FUZZTIME) ./handler/internal/hostproto
+	$(GO) test -run '^$$' -fuzz '^FuzzProvisionBody$$' -fuzztime $(FUZZTIME) ./handler/internal/server
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./handler/internal/config
+
+# The reliability proof of RELIABILITY.md: every cell of the fault matrix, a crash after every write, the
+# races, bad requests and settings, secret hygiene and exposure, then the fuzzers. `make test` runs the same
+# tests in their short variant (RELIABILITY unset). The tables are printed at the end and kept in
+# RELIABILITY_OUT.
+RELIABILITY_OUT ?= bin/reliability
+RELIABILITY_PKGS = ./handler ./handler/internal/e2e ./handler/internal/reliability
+EXPOSURE_TESTS = '^(TestHandlerListensOnLoopbackOnly|TestVerify|TestRoleAssignments|TestNoSecretDefaultsOrOutputs)$$'
+
+reliability: ## the reliability proof in full (RELIABILITY.md): faults, crashes, races, bad input, hygiene, exposure, fuzzing
+	rm -rf $(RELIABILITY_OUT) && mkdir -p $(RELIABILITY_OUT)
+	RELIABILITY=full RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) $(GO) test -count=1 -timeout 40m \
+		-run 'Reliability|^TestCheck$$|^TestHandlerListensOnLoopbackOnly$$' $(RELIABILITY_PKGS)
+	$(GO) test -count=1 -run $(EXPOSURE_TESTS) ./handler/internal/pack ./infra
+	$(GO) test -count=1 -run '^Fuzz' ./handler/internal/hostproto ./handler/internal/server ./handler/internal/config
+	$(MAKE) --no-print-directory fuzz
+	@for f in $(RELIABILITY_OUT)/*.md; do echo; cat "$$f"; done
+
+# The figures of BENCHMARKS.md, each beside its floor and target (issue 7): cold start against a minimal Echo
+# program, round trips and latency against an emulated tenant, peak RSS, sizes. Loopback only; about a
+# minute after the builds. BENCH_FLAGS e.g. "-reps 9 -v".
+BENCH_FLAGS ?=
+
+bench: build ## print cold start, round trips, latency, memory and size beside their floors (BENCHMARKS.md)
+	$(GO) run ./handler/cmd/bench -handler bin/handler $(BENCH_FLAGS)
 
 clean: ## remove build output and coverage files
 	rm -rf bin dist dist.zip coverage.out coverage.html *.coverprofile

@@ -83,7 +83,7 @@ var relPaths = []relPath{
 		run:  runProvision,
 		ops: []string{emulator.OpGetApplication, emulator.OpUpsertApplication, emulator.OpGetServicePrincipal,
 			emulator.OpCreateServicePrincipal, emulator.OpListAppRoleAssignments, emulator.OpAssignAppRole,
-			emulator.OpAddPassword, emulator.OpGetSecret, emulator.OpListSecretVersions, emulator.OpSetSecret,
+			emulator.OpAddPassword, emulator.OpGetSecret, emulator.OpSetSecret,
 			emulator.OpIdentityToken},
 	},
 	{
@@ -123,13 +123,7 @@ var relPaths = []relPath{
 func runProvision(w *world, c context.Context) (string, error) {
 	r, err := w.engine().Provision(c)
 	w.record(r, err)
-	if err != nil {
-		return "", err
-	}
-	if r.Created {
-		return "created", nil
-	}
-	return "", nil
+	return "", err
 }
 
 func runRotate(w *world, c context.Context) (string, error) {
@@ -206,6 +200,7 @@ type cellResult struct {
 	fired           int
 	first, second   string
 	firstErr        string
+	unnamed         int // credentials no version names, right after the faulty run
 	violations      []string
 }
 
@@ -214,36 +209,58 @@ func (r cellResult) text() string {
 	if len(r.violations) > 0 {
 		inv = "✗"
 	}
-	return fmt.Sprintf("%s → %s %s", r.first, r.second, inv)
+	first := r.first
+	if r.unnamed > 0 {
+		first += "†"
+	}
+	return fmt.Sprintf("%s → %s %s", first, r.second, inv)
 }
 
-// shortCell picks the cells of the short variant: every operation and every fault kind at least once,
-// the writes under every fault after apply.
-func shortCell(row, col int, op string, k faultKind) bool {
-	if k.writesOnly {
-		return op == emulator.OpAddPassword || op == emulator.OpSetSecret || op == emulator.OpRemovePassword
-	}
-	return (row+col)%len(faultKinds) == 0
+// shortCells are the cells of the short variant (`make test`): every operation and every fault kind at
+// least once, the writes after apply, and none of the slow ones (Key Vault's 5xx retries take seconds).
+var shortCells = map[string]bool{
+	"provision/graph.getApplication/429 Retry-After":             true,
+	"provision/graph.upsertApplication/drop after apply":         true,
+	"provision/graph.upsertApplication/replication delay":        true,
+	"provision/graph.getServicePrincipal/500":                    true,
+	"provision/graph.createServicePrincipal/timeout after apply": true,
+	"provision/graph.assignAppRole/drop after apply":             true,
+	"provision/graph.addPassword/503":                            true,
+	"provision/graph.addPassword/drop after apply":               true,
+	"provision/graph.addPassword/timeout after apply":            true,
+	"rotate/keyvault.listSecretVersions/drop":                    true,
+	"provision/keyvault.setSecret/timeout":                       true,
+	"provision/keyvault.setSecret/drop after apply":              true,
+	"provision/keyvault.setSecret/timeout after apply":           true,
+	"provision/identity.token/drop":                              true,
+	"rotate/graph.listAppRoleAssignments/drop":                   true,
+	"rotate/keyvault.getSecret/drop":                             true,
+	"rotate/graph.addPassword/drop after apply":                  true,
+	"rotate/graph.addPassword/timeout after apply":               true,
+	"rotate/keyvault.setSecret/drop after apply":                 true,
+	"rotate/keyvault.setSecret/timeout after apply":              true,
+	"rotate/graph.removePassword/drop after apply":               true,
+	"rotate/graph.removePassword/timeout after apply":            true,
+	"rotate/arm.refreshConfigReferences/drop after apply":        true,
+	"lifetime policy/graph.getDefaultAppManagementPolicy/500":    true,
 }
 
 func TestReliabilityFaultMatrix(t *testing.T) {
 	full := reliability.Full()
 	var results []cellResult
-	row := 0
 	for _, p := range relPaths {
 		for _, op := range p.ops {
-			for col, k := range faultKinds {
+			for _, k := range faultKinds {
 				if (k.writesOnly && !writeOps[op]) || (k.graphOnly && serviceOf(op) != emulator.ServiceGraph) {
 					continue
 				}
-				if !full && !shortCell(row, col, op, k) {
+				if !full && !shortCells[p.name+"/"+op+"/"+k.name] {
 					continue
 				}
 				t.Run(p.name+"/"+op+"/"+k.name, func(t *testing.T) {
 					results = append(results, runCell(t, p, op, k))
 				})
 			}
-			row++
 		}
 	}
 	printMatrix(t, results)
@@ -294,6 +311,7 @@ func runCell(t *testing.T, p relPath, op string, k faultKind) cellResult {
 		t.Errorf("%s was not reached under %s: the cell proves nothing", op, k.name)
 	}
 	check("after the faulty run", reliability.Always)
+	res.unnamed = len(reliability.Unnamed(w.tenant.Snapshot(), "", ""))
 	w.tenant.ClearFaults()
 
 	c, cancel = runCtx(t, 0)
@@ -329,6 +347,7 @@ func printMatrix(t *testing.T, results []cellResult) {
 		cols = append(cols, k.name)
 	}
 	tab := reliability.Table{
+		File:   "1-fault-matrix",
 		Title:  "Fault matrix (" + reliability.Mode() + "): first run → second run, invariants ✓ held / ✗ broken; – not applicable, · not in this variant",
 		Header: cols,
 	}
@@ -374,9 +393,14 @@ func printMatrix(t *testing.T, results []cellResult) {
 			failedFirst++
 		}
 	}
-	tab.Notes = append(tab.Notes, fmt.Sprintf("%d cells: invariants held in %d, broken in %d; the first run failed in %d (each then recovered on the second run)",
-		len(results), held, broken, failedFirst))
-	tab.Print()
+	tab.Notes = append(tab.Notes,
+		fmt.Sprintf("%d cells: invariants held in %d, broken in %d; the first run failed in %d, and the second run succeeded in every cell",
+			len(results), held, broken, failedFirst),
+		"† the faulty run left a credential that no version names: Graph added it but its answer was lost, so the run never learnt its keyId; the rotation an hour later removed it (orphan rule)",
+		"each cell: a fresh tenant; the first run with the fault (status faults fire 4 times, beyond the SDKs' 3 retries; drop and timeout once; timeout cuts the run at 2 s), the second run without it in a new engine, then 61 minutes later a rotation; the invariants are checked after each")
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
 }
 
 // scanHygiene fails the test when any result, error or log line of this package's reliability tests
@@ -387,7 +411,11 @@ func scanHygiene(t *testing.T) {
 	for _, h := range hits {
 		t.Error("secret hygiene: " + h)
 	}
-	t.Logf("secret hygiene: %d issued secrets checked against %d results, errors and log writes; %d found", secrets, outputs, len(hits))
+	line := fmt.Sprintf("%d issued secrets checked against %d results, errors and log writes; %d found", secrets, outputs, len(hits))
+	t.Log("secret hygiene: " + line)
+	if err := reliability.Report("5-hygiene-engine", "Secret hygiene, in-process engine runs (fault matrix, races: results, errors, debug logs; each tenant's IDENTITY_HEADER value among the secrets): "+line+"\n"); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestReliabilityRaces: sixteen concurrent provision calls on a fresh tenant, each its own process,
@@ -396,6 +424,7 @@ func scanHygiene(t *testing.T) {
 // current credential; past the orphan rule and the overlap, rotations leave the current credential only.
 func TestReliabilityRaces(t *testing.T) {
 	tab := reliability.Table{
+		File:  "3-races",
 		Title: "Races: 16 concurrent provision calls (16 processes) interleaved with 4 rotate runs on a fresh tenant",
 		Header: []string{"replication delay", "provision ok", "201 Created", "rotate ok", "rotate failed (no application yet)",
 			"apps", "SPs", "assignments per permission", "credentials / versions after", "after cleanup", "invariants"},
@@ -511,6 +540,8 @@ func TestReliabilityRaces(t *testing.T) {
 		"every run is its own engine (a process of its own): nothing serialises them but the tenant",
 		"a provision call that finds no secret stores one, so concurrent first calls each store a version; every version names a credential the application holds, and the rotations remove the replaced ones once their overlap has passed",
 	}
-	tab.Print()
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
 	scanHygiene(t)
 }

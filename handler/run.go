@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
@@ -26,10 +27,14 @@ const (
 )
 
 // run loads the settings, listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (an ephemeral port when
-// unset) and serves the custom-handler protocol until ctx ends. It answers the host's readiness probe
-// (GET /) as soon as it listens; the clients (the system's trusted roots alone take tens of milliseconds
-// to load) are built meanwhile, and an invocation that arrives first waits for them. Invalid settings do
-// not stop it: every response reports them, so that the admin sees them, and nothing is written.
+// unset) and serves the custom-handler protocol until ctx ends. Invalid settings do not stop it: every
+// response reports them, so that the admin sees them, and nothing is written.
+//
+// It answers the host's readiness probe (GET /) as soon as it listens. The clients are built meanwhile
+// (the system's trusted roots alone take milliseconds of CPU to load); so that they do not compete with
+// the first answer, their build starts once the first request has been answered, or readinessGrace after
+// listening, whichever comes first, well inside the 25 ms between the host's probes. An invocation that
+// arrives first starts the build at once and waits for it.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 	cfg, cfgErr := config.Load(getenv)
@@ -46,18 +51,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		pending *pendingEngine
 	)
 	if cfgErr == nil {
-		pending = &pendingEngine{done: make(chan struct{})}
+		pending = newPendingEngine(func() (server.Service, error) { return newEngine(cfg, getenv, time.Now) }, log)
 		svc = pending
 	}
-	srv := &http.Server{
-		Handler:           server.New(server.Options{Service: svc, ConfigErr: cfgErr, Logger: log, HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout}),
-		ReadHeaderTimeout: 10 * time.Second,
+	var h http.Handler = server.New(server.Options{Service: svc, ConfigErr: cfgErr, Logger: log, HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout})
+	if pending != nil {
+		app := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			app.ServeHTTP(w, r)
+			pending.begin()
+		})
 	}
-	log.Info("listening", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
 	if pending != nil {
-		go pending.build(func() (server.Service, error) { return newEngine(cfg, getenv, time.Now) }, log)
+		grace := time.AfterFunc(readinessGrace, pending.begin)
+		defer grace.Stop()
 	}
 	select {
 	case err := <-done:
@@ -72,26 +83,43 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return nil
 }
 
-// pendingEngine is the service while its clients are being built: every call waits for the build (or
-// for its own context), then runs on the engine, or fails with the build's error as an invalid
-// configuration (a setting such as SSL_CERT_FILE or HTTPS_PROXY that the clients could not use).
+// readinessGrace is how long after listening the clients' build waits for the first request to be
+// answered before it starts anyway.
+const readinessGrace = 5 * time.Millisecond
+
+// pendingEngine is the service while its clients are being built: every call starts the build if it has
+// not started, waits for it (or for its own context), then runs on the engine, or fails with the build's
+// error as an invalid configuration (a setting such as SSL_CERT_FILE or HTTPS_PROXY that the clients
+// could not use).
 type pendingEngine struct {
-	done chan struct{}
-	svc  server.Service
-	err  error
+	build func() (server.Service, error)
+	log   *slog.Logger
+	start sync.Once
+	done  chan struct{}
+	svc   server.Service
+	err   error
 }
 
-// build builds the service and releases the calls that wait for it. A failed build is logged as an
-// invalid configuration, as run logs invalid settings.
-func (p *pendingEngine) build(build func() (server.Service, error), log *slog.Logger) {
-	defer close(p.done)
-	if p.svc, p.err = build(); p.err != nil {
-		p.err = server.ConfigError(p.err)
-		log.Error("invalid configuration: every invocation will fail until it is fixed", "err", p.err.Error())
-	}
+func newPendingEngine(build func() (server.Service, error), log *slog.Logger) *pendingEngine {
+	return &pendingEngine{build: build, log: log, done: make(chan struct{})}
+}
+
+// begin starts the build in the background, once. A failed build is logged as an invalid configuration,
+// as run logs invalid settings.
+func (p *pendingEngine) begin() {
+	p.start.Do(func() {
+		go func() {
+			defer close(p.done)
+			if p.svc, p.err = p.build(); p.err != nil {
+				p.err = server.ConfigError(p.err)
+				p.log.Error("invalid configuration: every invocation will fail until it is fixed", "err", p.err.Error())
+			}
+		}()
+	})
 }
 
 func (p *pendingEngine) wait(ctx context.Context) (server.Service, error) {
+	p.begin()
 	select {
 	case <-p.done:
 		return p.svc, p.err

@@ -296,7 +296,12 @@ func newTenant(o options, dir string) (*emulator.Tenant, []string, func(), error
 	ten, err := emulator.Start(emulator.Options{
 		IdentityClientID: emulator.NewGUID(),
 		PageSize:         o.pageSize,
-		Logf:             func(format string, args ...any) { fmt.Fprintf(os.Stderr, "emulator: "+format+"\n", args...) },
+		Logf: func(format string, args ...any) {
+			// Connections that a stopped handler leaves behind are expected; unknown requests are not.
+			if line := fmt.Sprintf(format, args...); strings.Contains(line, "UNKNOWN") {
+				fmt.Fprintln(os.Stderr, "emulator:", line)
+			}
+		},
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -446,24 +451,24 @@ const (
 	opColdStatus  = "status, first call of a new process"
 )
 
-var opOrder = []string{opFresh, opNothing, opStatus, opRotateKeep, opRotateRenew, opOverlap, opColdStatus}
+var opOrder = []string{opFresh, opNothing, opStatus, opColdStatus, opRotateKeep, opRotateRenew, opOverlap}
 
-// floors: the fewest requests each operation needs, and how many of them must follow one another.
-// Graph reads that need nothing from each other share one $batch; writes that need nothing from each
-// other too; no read-backs, no retries.
+// floors: the fewest requests each operation needs, and how many round trips must follow one another.
+// Graph reads that need nothing from each other share one $batch, and so do writes; no read-backs, no
+// retries. The first call of a process must fetch a Graph token before its first Graph request (one more
+// round trip in sequence; Key Vault's challenge and token go out beside it).
 var floors = map[string]struct {
 	requests, sequential int
 	why                  string
 }{
-	opFresh: {4, 3, "$batch{PATCH app create-if-missing, GET 2 resource SPs} → $batch{POST SP, addPassword} → " +
-		"$batch{2 app role assignments} ‖ PUT secret"},
+	opFresh: {4, 4, "$batch{PATCH app create-if-missing, GET 2 resource SPs} → $batch{POST SP, addPassword} → " +
+		"$batch{2 app role assignments} ‖ PUT secret; after the Graph token"},
 	opNothing:     {2, 1, "$batch{GET app, SP, assignments} ‖ GET secret"},
 	opStatus:      {2, 1, "$batch{GET app, SP, assignments} ‖ GET secret"},
+	opColdStatus:  {4, 4, "$batch{GET app, 2 resource SPs} ‖ GET secret → GET SP (needs the appId) → GET assignments (needs the SP id); after the Graph token"},
 	opRotateKeep:  {2, 1, "GET app ‖ GET secret"},
 	opRotateRenew: {4, 3, "GET app ‖ GET secret → addPassword → PUT secret"},
 	opOverlap:     {3, 2, "$batch{GET app, SP, assignments} ‖ GET secret → list versions (a 2nd credential: is it stale?)"},
-	opColdStatus: {4, 3, "$batch{GET app, 2 resource SPs} ‖ GET secret → GET SP (needs the appId) → " +
-		"GET assignments (needs the SP id)"},
 }
 
 // measure is what one operation cost.
@@ -609,21 +614,30 @@ func runSequence(o options, rtt time.Duration) (sequence, error) {
 		if err := measureOp(s.name, s.fn); err != nil {
 			return seq, err
 		}
+		if s.name != opStatus {
+			continue
+		}
+		// A second process on the same tenant, in the same state: its first call pays for the tokens,
+		// the challenge, the resource service principals and the ids of the application's objects.
+		p2, err := startHandler(o.handler, env)
+		if err != nil {
+			return seq, err
+		}
+		err = measureOp(opColdStatus, func() error {
+			if err := p2.call(http.MethodGet, "/api/status", nil, http.StatusOK, &status); err != nil {
+				return err
+			}
+			if !status.Compliant || len(status.Findings) > 0 {
+				return fmt.Errorf("status: compliant %v, findings %v; want compliant without findings", status.Compliant, status.Findings)
+			}
+			return nil
+		})
+		p2.stop()
+		if err != nil {
+			return seq, err
+		}
 	}
 	if seq.peakRSS, err = peakRSS(p.cmd.Process.Pid); err != nil {
-		return seq, err
-	}
-
-	// A second process on the same tenant: the first call pays for tokens, the challenge, the resource
-	// service principals and the ids of the application's objects.
-	p2, err := startHandler(o.handler, env)
-	if err != nil {
-		return seq, err
-	}
-	defer p2.stop()
-	if err := measureOp(opColdStatus, func() error {
-		return p2.call(http.MethodGet, "/api/status", nil, http.StatusOK, &status)
-	}); err != nil {
 		return seq, err
 	}
 	if u := ten.Unknown(); len(u) > 0 {
@@ -695,11 +709,11 @@ func latencyRows(seqs []sequence, rtt time.Duration) []row {
 			figure:   fmt.Sprintf("latency at %s RTT: %s", ms(rtt), op),
 			measured: fmt.Sprintf("%s (%d sequential)", ms(lat), seqRT),
 			floor:    fmt.Sprintf("%s (%d sequential)", ms(time.Duration(fl.sequential)*rtt), fl.sequential),
-			target:   "independent reads concurrent",
-			verdict:  verdict(seqRT <= fl.sequential),
+			target:   "— (independent reads concurrent)",
+			verdict:  "at floor",
 		}
 		if seqRT > fl.sequential {
-			r.verdict = fmt.Sprintf("— (%d more)", seqRT-fl.sequential)
+			r.verdict = fmt.Sprintf("+%d sequential", seqRT-fl.sequential)
 		}
 		rows = append(rows, r)
 	}
@@ -727,7 +741,7 @@ func memoryRows(o options, seqs []sequence) ([]row, error) {
 		return nil, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for i := 0; !probe("127.0.0.1:"+strconv.Itoa(port)); i++ {
+	for i := 0; !probe("127.0.0.1:" + strconv.Itoa(port)); i++ {
 		if i > 30000 {
 			return nil, errors.New("the floor program did not answer")
 		}
@@ -821,12 +835,14 @@ func cpuModel() string {
 
 func notes(o options) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Round trips are HTTP requests to Graph and Key Vault that the emulated tenant received (a $batch is one), "+
-		"without token requests to the managed identity endpoint and Key Vault's 401 challenge, which are shown apart. "+
-		"Every row but the last runs in a handler process that has served a call before it (the first is the fresh provision). "+
-		"Lists page by %d. Floors, the fewest requests each operation needs ($batch where Graph allows it, no read-backs):\n", o.pageSize)
+	fmt.Fprintf(&b, "Round trips: HTTP requests that Graph and Key Vault received at the emulated tenant (a $batch is one), "+
+		"without the token requests to the managed identity endpoint and Key Vault's 401 challenge, shown apart. "+
+		"The fresh provision is the first call of its handler process and the row so named is the first call of a second one; "+
+		"every other row runs in a process that has served calls before. Lists page by %d; latency adds %s to every request "+
+		"(tokens included); \"n sequential\" is how many whole round trips fit in the time. "+
+		"Floors, the fewest requests each operation needs ($batch where Graph allows it, no read-backs):\n", o.pageSize, ms(o.rtt))
 	for _, op := range opOrder {
-		fmt.Fprintf(&b, "  %-45s %d: %s\n", op, floors[op].requests, floors[op].why)
+		fmt.Fprintf(&b, "  %-45s %d, %d sequential: %s\n", op, floors[op].requests, floors[op].sequential, floors[op].why)
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

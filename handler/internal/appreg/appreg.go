@@ -137,6 +137,28 @@ type Directory interface {
 	// MaxPasswordLifetime is the longest password lifetime the tenant's default app management policy
 	// allows, 0 when it sets none; ErrForbidden when the identity may not read the policy.
 	MaxPasswordLifetime(ctx context.Context) (time.Duration, error)
+	// Snapshot reads what q asks for in one round trip (a Graph JSON batch when it holds more than one
+	// read; a paged list may add requests for its further pages). An application or service principal
+	// that does not exist is nil in the result, not an error; the assignments of a service principal
+	// that does not exist are ErrNotFound.
+	Snapshot(ctx context.Context, q SnapshotQuery) (Snapshot, error)
+}
+
+// SnapshotQuery says what Directory.Snapshot reads: reads that need nothing from one another, so that
+// they can share one request.
+type SnapshotQuery struct {
+	UniqueName string   // the application with this uniqueName ("" : none)
+	AppID      string   // the service principal of this appId, with its app roles ("": none)
+	SPID       string   // the app role assignments granted to the service principal with this id ("": none)
+	Resources  []string // the service principals of these appIds, with their app roles
+}
+
+// Snapshot is what Directory.Snapshot read. Fields that the query did not ask for are zero.
+type Snapshot struct {
+	App       *Application                 // nil: no application with the uniqueName
+	SP        *ServicePrincipal            // nil: no service principal of the appId
+	Assigned  []AppRoleAssignment          // granted to SPID
+	Resources map[string]*ServicePrincipal // by appId; nil value: absent from the tenant
 }
 
 // Vault is Key Vault's secrets API as the engine needs it.

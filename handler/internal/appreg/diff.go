@@ -2,6 +2,7 @@ package appreg
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -30,7 +31,27 @@ type Observation struct {
 	Resource map[string]*ServicePrincipal // by appId; nil value: absent from the tenant
 	Assigned []AppRoleAssignment          // granted to SP
 	Current  *SecretVersion               // nil: no secret
-	Versions []SecretVersion              // every version of the secret, oldest first
+	// Versions are the versions of the secret, oldest first: every one when versionsListed, else only
+	// the current one (and those stored since by the run), which is all the findings and the removal
+	// rule need while no other credential lacks a version here (see needsVersions).
+	Versions       []SecretVersion
+	versionsListed bool
+}
+
+// needsVersions tells whether the removal rule needs versions of the secret that the observation does
+// not hold: whether the application has a credential, other than the one the current version names,
+// that no version held names.
+func (o *Observation) needsVersions() bool {
+	if o.App == nil || o.versionsListed {
+		return false
+	}
+	cur := o.currentKeyID()
+	for _, c := range o.App.Passwords {
+		if c.KeyID != cur && !slices.ContainsFunc(o.Versions, func(v SecretVersion) bool { return v.KeyID() == c.KeyID }) {
+			return true
+		}
+	}
+	return false
 }
 
 // credential finds a password credential of the application by keyId.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Engine struct {
 	cacheMu   sync.Mutex
 	tenantID  string
 	resources map[string]ServicePrincipal // resource service principals do not change: read once per process
+	known     knownIDs                    // the application's ids, as last observed by this process
 
 	refresher Refresher
 	siteIDs   []string
@@ -48,26 +50,34 @@ func (e *Engine) SetBackoff(b Backoff) { e.backoff = b }
 // Settings returns the engine's settings.
 func (e *Engine) Settings() Settings { return e.settings }
 
+// knownIDs are the ids of the application's objects as this process last saw them: they do not change
+// while the objects exist, so that the next observation can read the application, its service principal
+// and their assignments in one round trip. The observation checks them against what it reads (the
+// application by uniqueName is authoritative) and forgets them when they no longer match.
+type knownIDs struct {
+	appID string // the application's appId
+	spID  string // the id of its service principal
+}
+
 // Observe reads the tenant: the application and its service principal, assignments and credentials, the
-// resource service principals, and the Key Vault secret with its versions. Independent reads run at once.
+// resource service principals, and the Key Vault secret. The reads go out at once: the Graph reads in one
+// round trip (package graph sends them as one JSON batch) once this process knows the ids of the
+// application's objects, and the current secret beside them. The versions of the secret are listed only
+// when the application holds a credential other than the one the current version names: only then can a
+// finding (CREDENTIAL_STALE) or a removal depend on them. Otherwise Versions holds the current version
+// alone.
 func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
 	o := &Observation{Resource: map[string]*ServicePrincipal{}}
-	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
+		if err := e.observeDirectory(gctx, o); err != nil {
+			return err
+		}
+		// After the Graph reads: the tenant id comes from the Graph token they fetched, which a
+		// concurrent first request would fetch a second time.
 		o.TenantID, err = e.tenant(gctx)
 		return err
 	})
-	g.Go(func() error { return e.observeApp(gctx, o) })
-	for _, appID := range Resources(PermissionsFor(e.settings.PermissionLevel)) {
-		g.Go(func() error {
-			sp, err := e.resource(gctx, appID)
-			mu.Lock()
-			o.Resource[appID] = sp
-			mu.Unlock()
-			return err
-		})
-	}
 	g.Go(func() error {
 		var cur SecretVersion
 		err := e.backoff.retry(gctx, "reading the secret", transient, func() (err error) {
@@ -83,61 +93,131 @@ func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
 		o.Current = &cur
 		return nil
 	})
-	g.Go(func() error {
-		var vs []SecretVersion
-		err := e.backoff.retry(gctx, "listing secret versions", transient, func() (err error) {
-			vs, err = e.vault.SecretVersions(gctx, e.settings.SecretName)
-			return err
-		})
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("listing the versions of secret %s: %w", e.settings.SecretName, err)
-		}
-		sortVersions(vs)
-		o.Versions = vs
-		return nil
-	})
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if o.Current != nil {
+		o.Versions = []SecretVersion{*o.Current}
+	}
+	if err := e.completeVersions(ctx, o); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// observeApp reads the application, then its service principal, then the assignments granted to it.
-func (e *Engine) observeApp(ctx context.Context, o *Observation) error {
-	app, err := e.readApp(ctx, false)
-	if errors.Is(err, ErrNotFound) {
+// completeVersions lists every version of the secret when the removal rule needs more than the versions
+// the observation holds: when a credential of the application other than the current one is named by
+// none of them. The versions held are the current version at the time of the observation and those this
+// run stored since, so for a credential they name, the latest version naming it is among them and a
+// successor they show is no earlier than the real one: Removable errs, if at all, on the side of keeping.
+func (e *Engine) completeVersions(ctx context.Context, o *Observation) error {
+	if o.versionsListed || !o.needsVersions() {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	o.App = &app
-	sp, err := e.readSP(ctx, app.AppID, false)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	o.SP = &sp
-	o.Assigned, err = e.readAssignments(ctx, sp.ID)
-	return err
-}
-
-func (e *Engine) readApp(ctx context.Context, fresh bool) (Application, error) {
-	retryable := transient
-	if fresh {
-		retryable = transientOr(ErrNotFound)
-	}
-	var app Application
-	err := e.backoff.retry(ctx, "reading the application", retryable, func() (err error) {
-		app, err = e.dir.Application(ctx, e.settings.UniqueName)
+	var vs []SecretVersion
+	err := e.backoff.retry(ctx, "listing secret versions", transient, func() (err error) {
+		vs, err = e.vault.SecretVersions(ctx, e.settings.SecretName)
 		return err
 	})
-	if err != nil {
-		return app, fmt.Errorf("reading application %q: %w", e.settings.UniqueName, err)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("listing the versions of secret %s: %w", e.settings.SecretName, err)
 	}
-	return app, nil
+	// A version this run stored may not show in the list yet: keep it.
+	for _, held := range o.Versions {
+		if !slices.ContainsFunc(vs, func(v SecretVersion) bool { return v.ID == held.ID }) {
+			vs = append(vs, held)
+		}
+	}
+	sortVersions(vs)
+	o.Versions, o.versionsListed = vs, true
+	return nil
+}
+
+// observeDirectory reads the application, its service principal and the assignments granted to it, and
+// the resource service principals this process has not read yet: in one round trip when the ids of the
+// application's objects are known from an earlier observation, else the application (with the resources)
+// first, then its service principal, then the assignments, each needing the id the one before gives.
+func (e *Engine) observeDirectory(ctx context.Context, o *Observation) error {
+	e.cacheMu.Lock()
+	known := e.known
+	var missing []string
+	for _, appID := range Resources(PermissionsFor(e.settings.PermissionLevel)) {
+		if sp, ok := e.resources[appID]; ok {
+			o.Resource[appID] = &sp
+		} else {
+			missing = append(missing, appID)
+		}
+	}
+	e.cacheMu.Unlock()
+
+	q := SnapshotQuery{UniqueName: e.settings.UniqueName, AppID: known.appID, SPID: known.spID, Resources: missing}
+	snap, err := e.snapshot(ctx, q)
+	if errors.Is(err, ErrNotFound) && q.SPID != "" {
+		// The service principal this process knew is gone: read as a process that knows nothing.
+		e.remember(knownIDs{})
+		q.AppID, q.SPID = "", ""
+		snap, err = e.snapshot(ctx, q)
+	}
+	if err != nil {
+		return fmt.Errorf("reading application %q and its service principal: %w", e.settings.UniqueName, err)
+	}
+	e.cacheMu.Lock()
+	for appID, sp := range snap.Resources {
+		if sp != nil {
+			e.resources[appID] = *sp
+		}
+		o.Resource[appID] = sp
+	}
+	e.cacheMu.Unlock()
+
+	o.App = snap.App
+	if o.App == nil {
+		e.remember(knownIDs{})
+		return nil
+	}
+	switch {
+	case q.AppID != "" && q.AppID == o.App.AppID:
+		o.SP = snap.SP
+		if o.SP != nil && q.SPID != "" && q.SPID == o.SP.ID {
+			o.Assigned = snap.Assigned
+			return nil
+		}
+	default: // the first observation of this process, or the application was replaced
+		sp, err := e.readSP(ctx, o.App.AppID, false)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			o.SP = &sp
+		}
+	}
+	if o.SP == nil {
+		e.remember(knownIDs{})
+		return nil
+	}
+	if o.Assigned, err = e.readAssignments(ctx, o.SP.ID); err != nil {
+		return err
+	}
+	e.remember(knownIDs{appID: o.App.AppID, spID: o.SP.ID})
+	return nil
+}
+
+// snapshot reads q, retrying what is worth retrying.
+func (e *Engine) snapshot(ctx context.Context, q SnapshotQuery) (Snapshot, error) {
+	var snap Snapshot
+	err := e.backoff.retry(ctx, "reading the application", transient, func() (err error) {
+		snap, err = e.dir.Snapshot(ctx, q)
+		return err
+	})
+	return snap, err
+}
+
+// remember keeps the ids of the application's objects for the next observation of this process.
+func (e *Engine) remember(k knownIDs) {
+	e.cacheMu.Lock()
+	e.known = k
+	e.cacheMu.Unlock()
 }
 
 func (e *Engine) readSP(ctx context.Context, appID string, fresh bool) (ServicePrincipal, error) {
@@ -186,27 +266,6 @@ func (e *Engine) tenant(ctx context.Context) (string, error) {
 	e.tenantID = id
 	e.cacheMu.Unlock()
 	return id, nil
-}
-
-// resource reads a resource service principal, once per process; nil when the tenant lacks it.
-func (e *Engine) resource(ctx context.Context, appID string) (*ServicePrincipal, error) {
-	e.cacheMu.Lock()
-	sp, ok := e.resources[appID]
-	e.cacheMu.Unlock()
-	if ok {
-		return &sp, nil
-	}
-	sp, err := e.readSP(ctx, appID, false)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	e.cacheMu.Lock()
-	e.resources[appID] = sp
-	e.cacheMu.Unlock()
-	return &sp, nil
 }
 
 // Status observes the tenant and reports its findings; it never writes.
@@ -355,6 +414,8 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 		o.Current = &v
 		o.Versions = append(o.Versions, v)
 	}
+
+	e.remember(knownIDs{appID: o.App.AppID, spID: o.SP.ID})
 
 	res.TenantID, res.AppID, res.ObjectID = o.TenantID, o.App.AppID, o.App.ObjectID
 	res.ServicePrincipalID, res.DisplayName, res.UniqueName = o.SP.ID, o.App.DisplayName, e.settings.UniqueName

@@ -3,6 +3,7 @@ package appreg
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinels into which the adapters classify every failure, once, by status and error code.
@@ -35,6 +36,9 @@ type ServiceError struct {
 	// Need names what the managed identity lacks when Kind is ErrForbidden: a Graph application
 	// permission, or a Key Vault role.
 	Need string
+	// RetryAfter is how long the service asked to wait before the next try (its Retry-After), 0 when it
+	// did not say or the SDK already waited. The engine's retries wait at least that long.
+	RetryAfter time.Duration
 }
 
 func (e *ServiceError) Error() string {

@@ -43,6 +43,10 @@ func (b Backoff) retry(ctx context.Context, what string, retryable func(error) b
 			return err
 		}
 		d := b.delay(n)
+		var se *ServiceError
+		if errors.As(err, &se) && se.RetryAfter > d {
+			d = se.RetryAfter
+		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 			return err
 		}

@@ -56,6 +56,10 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 		res.Secret = &SecretInfo{Name: e.settings.SecretName, ID: o.Current.ID, KeyID: cred.KeyID, ExpiresOn: cred.End.UTC()}
 	}
 
+	// The removal rule below may need the versions that the observation skipped.
+	if err := e.completeVersions(ctx, o); err != nil {
+		return res, err
+	}
 	now := e.now()
 	for _, c := range o.App.Passwords {
 		ok, why := Removable(c, o.Current, o.Versions, e.settings.Overlap, now)

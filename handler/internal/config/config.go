@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/ncrontab"
@@ -103,12 +104,41 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-var (
-	uniqueNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$`)
-	secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	// App Service or slot resource id, as ARM spells it.
-	siteIDRE = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
-)
+// App Service or slot resource id, as ARM spells it.
+var siteIDRE = &lazyRegexp{pattern: `(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`}
+
+// The two names below are checked by hand: as regular expressions, their bounded repetitions ({0,119},
+// {1,127}) compile to programs that cost the handler a millisecond of every cold start.
+
+// validUniqueName is ^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$.
+func validUniqueName(s string) bool {
+	if len(s) == 0 || len(s) > 120 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validSecretName is ^[0-9a-zA-Z-]{1,127}$.
+func validSecretName(s string) bool {
+	if len(s) == 0 || len(s) > 127 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // Load reads and validates every setting through getenv. On error it still returns the Config with the
 // valid settings filled in, and an *Error that names every invalid one.
@@ -151,11 +181,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if len(c.DisplayName) > 120 {
 		fail(EnvDisplayName, c.DisplayName, "a display name of at most 120 characters")
 	}
-	if !uniqueNameRE.MatchString(c.UniqueName) {
+	if !validUniqueName(c.UniqueName) {
 		fail(EnvUniqueName, c.UniqueName, "1 to 120 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	c.PermissionLevel = intIn(EnvPermissionLevel, 0, 0, MaxPermissionLevel, "0, 1 or 2")
-	if !secretNameRE.MatchString(c.SecretName) {
+	if !validSecretName(c.SecretName) {
 		fail(EnvSecretName, c.SecretName, "a Key Vault secret name: 1 to 127 letters, digits or '-'")
 	}
 	lifetime := intIn(EnvSecretLifetime, DefaultLifetimeDays, 1, 3650, "a whole number of days from 1 to 3650")
@@ -227,7 +257,20 @@ func vaultURL(raw string) (string, bool) {
 	return "https://" + strings.ToLower(u.Host) + "/", true
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+var guidRE = &lazyRegexp{pattern: `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`}
+
+// lazyRegexp compiles its pattern on first use: a package-level regexp.MustCompile would run on every
+// cold start of the handler, whether the pattern is needed or not.
+type lazyRegexp struct {
+	pattern string
+	once    sync.Once
+	re      *regexp.Regexp
+}
+
+func (l *lazyRegexp) MatchString(s string) bool {
+	l.once.Do(func() { l.re = regexp.MustCompile(l.pattern) })
+	return l.re.MatchString(s)
+}
 
 func isGUID(s string) bool { return guidRE.MatchString(s) }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,23 @@ func TestLoadReportsEverySetting(t *testing.T) {
 	want := []string{EnvKeyVaultURL, EnvPermissionLevel, EnvRemediate}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("invalid settings named = %v, want %v", names, want)
+	}
+}
+
+// The hand-written name checks must accept exactly what the patterns of the contract describe.
+func TestNameChecksMatchTheirPatterns(t *testing.T) {
+	uniqueRE := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$`)
+	secretRE := regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	inputs := []string{"", "a", "-a", ".a", "_a", "a-", "a.b_c-d", "scep man", "Ä", "aÄ", "a/b", "a\x00",
+		strings.Repeat("a", 119), strings.Repeat("a", 120), strings.Repeat("a", 121),
+		strings.Repeat("b", 126), strings.Repeat("b", 127), strings.Repeat("b", 128),
+		"AppConfig--AuthConfig--ApplicationKey", "9-9", "x_y"}
+	for _, in := range inputs {
+		if got, want := validUniqueName(in), uniqueRE.MatchString(in); got != want {
+			t.Errorf("validUniqueName(%q) = %v, want %v", in, got, want)
+		}
+		if got, want := validSecretName(in), secretRE.MatchString(in); got != want {
+			t.Errorf("validSecretName(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

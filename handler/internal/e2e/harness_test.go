@@ -18,6 +18,7 @@ import (
 
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
 	"github.com/scepman-appreg/appreg/handler/internal/funchost"
+	"github.com/scepman-appreg/appreg/handler/internal/reliability"
 )
 
 // handlerBin is bin/handler built once for the whole package, from the module's own source.
@@ -76,7 +77,12 @@ func scanForSecrets() int {
 			}
 		}
 	}
-	fmt.Printf("secret hygiene: %d issued secrets checked against %d responses and logs, %d found\n", len(hygiene.secrets), len(hygiene.seen), hits)
+	line := fmt.Sprintf("%d issued secrets checked against %d responses and logs, %d found", len(hygiene.secrets), len(hygiene.seen), hits)
+	fmt.Println("secret hygiene: " + line)
+	if err := reliability.Report("5-hygiene-e2e", "Secret hygiene, black-box runs (every e2e test that ran: responses, handler and host output; each tenant's IDENTITY_HEADER value among the secrets): "+line+"\n"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		hits++
+	}
 	if hits > 0 {
 		return 1
 	}
@@ -135,9 +141,7 @@ func start(t *testing.T, s setup) *app {
 		if u := tenant.Unknown(); len(u) > 0 {
 			t.Errorf("the emulated tenant got requests it does not know: %v", u)
 		}
-		hygiene.Lock()
-		hygiene.secrets = append(hygiene.secrets, tenant.IssuedSecrets()...)
-		hygiene.Unlock()
+		addIssued(t, tenant)
 		record(a.logs.Bytes())
 		if t.Failed() {
 			t.Logf("handler and host output:\n%s", a.logs.Bytes())

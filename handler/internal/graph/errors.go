@@ -2,10 +2,13 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
@@ -81,6 +84,42 @@ func (d *Directory) classify(ctx context.Context, o op, a *answer, err error) er
 	}
 	return se
 }
+
+// itemError classifies the failed answer of one request inside a JSON batch: its status and its body,
+// an OData error object, by the same table as a failed call. The SDK's retry handler sees only the
+// batch's own answer, so an item's Retry-After (Graph throttles each request of a batch on its own) is
+// handed to the engine's retries.
+func itemError(o op, status int, headers map[string]string, body []byte) error {
+	ge := graphError{status: status}
+	var env struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Details []struct {
+				Code    string `json:"code"`
+				Target  string `json:"target"`
+				Message string `json:"message"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		ge.code, ge.message = env.Error.Code, env.Error.Message
+		for _, dt := range env.Error.Details {
+			ge.details = append(ge.details, detail{code: dt.Code, target: dt.Target, message: dt.Message})
+		}
+	}
+	se := &appreg.ServiceError{Service: appreg.ServiceGraph, Status: status, Code: ge.code, Message: clip(ge.message), Kind: kindOf(o, ge)}
+	if se.Kind == appreg.ErrForbidden {
+		se.Need = o.need
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(header(headers, "Retry-After"))); err == nil && n > 0 {
+		se.RetryAfter = min(time.Duration(n)*time.Second, maxRetryAfter)
+	}
+	return se
+}
+
+// maxRetryAfter caps the wait a batch item's Retry-After asks for.
+const maxRetryAfter = time.Minute
 
 // kindOf is the classification table, in order of precedence.
 func kindOf(o op, ge graphError) error {

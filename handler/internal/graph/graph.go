@@ -377,8 +377,15 @@ func (d *Directory) AppRoleAssignments(ctx context.Context, principalID string) 
 	cfg := &serviceprincipals.ItemAppRoleAssignmentsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &serviceprincipals.ItemAppRoleAssignmentsRequestBuilderGetQueryParameters{Select: assignmentSelect},
 	}
+	return d.assignmentPages(ctx, o, builder, cfg, 0)
+}
+
+// assignmentPages reads the pages of an assignment list from builder on; page counts the pages read
+// before (maxPages bounds them all).
+func (d *Directory) assignmentPages(ctx context.Context, o op, builder *serviceprincipals.ItemAppRoleAssignmentsRequestBuilder,
+	cfg *serviceprincipals.ItemAppRoleAssignmentsRequestBuilderGetRequestConfiguration, page int) ([]appreg.AppRoleAssignment, error) {
 	var out []appreg.AppRoleAssignment
-	for page := 0; ; page++ {
+	for ; ; page++ {
 		if page == maxPages {
 			return nil, fmt.Errorf("%s: %w", o.what, rejected(fmt.Sprintf("more than %d pages", maxPages)))
 		}

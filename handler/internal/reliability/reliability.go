@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +21,10 @@ import (
 
 // EnvMode selects the variant: "full" runs every cell; anything else runs the short variant.
 const EnvMode = "RELIABILITY"
+
+// EnvOut names a directory where every table is also written, as <Table.File>.md (`make reliability`
+// prints them from there, in file name order).
+const EnvOut = "RELIABILITY_OUT"
 
 // Full tells whether the full proof was asked for (RELIABILITY=full).
 func Full() bool { return strings.EqualFold(strings.TrimSpace(os.Getenv(EnvMode)), "full") }
@@ -278,6 +283,7 @@ func Verdict(violations []string) string {
 
 // Table is a table the proof prints, as Markdown.
 type Table struct {
+	File   string // base name under RELIABILITY_OUT, e.g. "1-fault-matrix"
 	Title  string
 	Header []string
 	Rows   [][]string
@@ -290,13 +296,14 @@ func (t Table) Markdown() string {
 	if t.Title != "" {
 		fmt.Fprintf(&b, "%s\n\n", t.Title)
 	}
+	esc := func(c string) string { return strings.ReplaceAll(c, "|", `\|`) }
 	width := make([]int, len(t.Header))
 	for i, h := range t.Header {
-		width[i] = len([]rune(h))
+		width[i] = len([]rune(esc(h)))
 	}
 	for _, r := range t.Rows {
 		for i := range min(len(r), len(width)) {
-			width[i] = max(width[i], len([]rune(r[i])))
+			width[i] = max(width[i], len([]rune(esc(r[i]))))
 		}
 	}
 	line := func(cells []string) {
@@ -304,7 +311,7 @@ func (t Table) Markdown() string {
 		for i := range width {
 			c := ""
 			if i < len(cells) {
-				c = strings.ReplaceAll(cells[i], "|", `\|`)
+				c = esc(cells[i])
 			}
 			fmt.Fprintf(&b, " %s%s |", c, strings.Repeat(" ", max(0, width[i]-len([]rune(c)))))
 		}
@@ -328,8 +335,24 @@ func (t Table) Markdown() string {
 	return b.String()
 }
 
-// Print writes the table to stdout (go test -v shows it) with a blank line around it.
-func (t Table) Print() { fmt.Printf("\n%s\n", t.Markdown()) }
+// Print writes the table to stdout (go test -v shows it) and to RELIABILITY_OUT when that is set.
+func (t Table) Print() error {
+	md := t.Markdown()
+	fmt.Printf("\n%s\n", md)
+	return Report(t.File, md)
+}
+
+// Report writes text to RELIABILITY_OUT/<file>.md when RELIABILITY_OUT is set.
+func Report(file, text string) error {
+	dir := os.Getenv(EnvOut)
+	if dir == "" || file == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, file+".md"), []byte(text), 0o644)
+}
 
 // Hygiene collects every response and log line of a test run and the secrets the emulated tenants issued
 // (secretTexts, Key Vault values, access tokens, identity headers), and finds any secret in the output.

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -154,18 +155,26 @@ func (s *srv) timerInvocation(c echo.Context, function string) (hostproto.TimerI
 	return inv, nil
 }
 
-// emptyObjectBody accepts an empty body (any content type) or the JSON object {} (application/json).
+// emptyObjectBody reads the provision request's body and checks it with CheckProvisionBody.
 func emptyObjectBody(c echo.Context) error {
 	req := c.Request()
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		return err
 	}
+	return CheckProvisionBody(req.Header.Get(echo.HeaderContentType), body)
+}
+
+// CheckProvisionBody is the decoder of the forwarded provision request: it accepts an empty body (any
+// content type) or the JSON object {} with Content-Type application/json, and refuses anything else with
+// a 400 whose message says what is wrong (code InvalidContentType or BadRequest). It is pure: the size
+// limit is the middleware's.
+func CheckProvisionBody(contentType string, body []byte) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil
 	}
-	if err := requireJSON(req, true); err != nil {
+	if err := contentTypeError(contentType, true); err != nil {
 		return err
 	}
 	const want = "expected an empty body or the JSON object {}"
@@ -185,7 +194,7 @@ func emptyObjectBody(c echo.Context) error {
 		if err != nil {
 			return bad("the body is not JSON (%v)", err)
 		}
-		return bad("unknown field %q", key)
+		return bad("unknown field %q", shorten(fmt.Sprint(key)))
 	}
 	if _, err := dec.Token(); err != nil { // the closing }
 		return bad("the body is not JSON (%v)", err)
@@ -199,7 +208,10 @@ func emptyObjectBody(c echo.Context) error {
 // requireJSON checks that the request says its body is application/json. For the provision body the
 // content type matters only when there is a body (optional says so in the message).
 func requireJSON(req *http.Request, optional bool) error {
-	ct := req.Header.Get(echo.HeaderContentType)
+	return contentTypeError(req.Header.Get(echo.HeaderContentType), optional)
+}
+
+func contentTypeError(ct string, optional bool) error {
 	mt, _, err := mime.ParseMediaType(ct)
 	if err == nil && strings.EqualFold(mt, echo.MIMEApplicationJSON) {
 		return nil
@@ -235,10 +247,14 @@ func jsonKind(tok json.Token) string {
 }
 
 func shorten(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never split a character
+	}
+	return s[:cut] + "…"
 }
 
 // logFindings writes every finding as its own line: warnings at Warn, errors at Error.

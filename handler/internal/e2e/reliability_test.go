@@ -1,0 +1,601 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/appreg"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/funchost"
+	"github.com/scepman-appreg/appreg/handler/internal/reliability"
+)
+
+// The black-box part of RELIABILITY.md: the built handler under the local host, killed right after each
+// write; bad requests and bad settings; exposure.
+
+// process is one handler process (bin/handler under funchost) on a tenant that outlives it.
+type process struct {
+	t    *testing.T
+	host *funchost.Host
+	logs *syncBuffer
+}
+
+// startOn starts bin/handler under funchost on an existing emulated tenant (its Env carries
+// APPREG_KEY_VAULT_URL, so funchost starts no tenant of its own).
+func startOn(t *testing.T, tenant *emulator.Tenant, ca string, settings map[string]string) *process {
+	t.Helper()
+	env := map[string]string{"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME")}
+	for k, v := range tenant.Env(ca) {
+		env[k] = v
+	}
+	for k, v := range settings {
+		env[k] = v
+	}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	p := &process{t: t, logs: &syncBuffer{}}
+	host, err := funchost.Start(context.Background(), funchost.Options{
+		Dir: projectDir(t), Handler: handlerBin, Addr: "127.0.0.1:0", Environ: environ,
+		DisableTimers: true, Stdout: p.logs, Stderr: p.logs, Log: p.logs,
+	})
+	if err != nil {
+		t.Fatalf("funchost.Start: %v\n%s", err, p.logs.Bytes())
+	}
+	p.host = host
+	t.Cleanup(func() {
+		host.Close()
+		record(p.logs.Bytes())
+		if t.Failed() {
+			t.Logf("handler %d output:\n%s", host.PID(), p.logs.Bytes())
+		}
+	})
+	return p
+}
+
+// newTenant starts an emulated tenant whose secrets join the package's hygiene scan.
+func newTenant(t *testing.T) (*emulator.Tenant, string) {
+	t.Helper()
+	tenant, err := emulator.Start(emulator.Options{})
+	if err != nil {
+		t.Fatalf("emulator.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		tenant.Close()
+		if u := tenant.Unknown(); len(u) > 0 {
+			t.Errorf("the emulated tenant got requests it does not know: %v", u)
+		}
+		addIssued(t, tenant)
+	})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := tenant.WriteCA(ca); err != nil {
+		t.Fatal(err)
+	}
+	return tenant, ca
+}
+
+// send sends a request and returns its status and body ("" and the error on a transport failure); it is
+// safe in a goroutine.
+func send(method, url, contentType string, body []byte, chunked bool) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+		if chunked {
+			r = io.NopCloser(r) // no length known: Transfer-Encoding chunked
+		}
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	record(b)
+	return resp.StatusCode, b, nil
+}
+
+// provision calls POST /api/provision through the host.
+func (p *process) provision() (int, []byte, error) {
+	return send(http.MethodPost, p.host.URL()+"/api/provision", "", nil, false)
+}
+
+// rotate runs the rotate timer through the host.
+func (p *process) rotate() (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	status, body, err := p.host.Invoke(ctx, "rotate")
+	record(body)
+	return status, body, err
+}
+
+// crashStep is a write after which the handler is killed.
+type crashStep struct {
+	run   string // "provision" or "rotation"
+	op    string
+	skip  int // matching requests let through first (the second assignment)
+	label string
+}
+
+var crashSteps = []crashStep{
+	{"provision", emulator.OpUpsertApplication, 0, "upsertApplication"},
+	{"provision", emulator.OpCreateServicePrincipal, 0, "createServicePrincipal"},
+	{"provision", emulator.OpAssignAppRole, 0, "assignAppRole #1"},
+	{"provision", emulator.OpAssignAppRole, 1, "assignAppRole #2"},
+	{"provision", emulator.OpAddPassword, 0, "addPassword"},
+	{"provision", emulator.OpSetSecret, 0, "setSecret"},
+	{"rotation", emulator.OpAddPassword, 0, "addPassword"},
+	{"rotation", emulator.OpSetSecret, 0, "setSecret"},
+	{"rotation", emulator.OpRemovePassword, 0, "removePassword"},
+}
+
+// TestReliabilityCrashAtEveryStep kills the handler process with SIGKILL right after each write of a
+// fresh provision and of a rotation (the write applied, its answer held back), starts a new process on
+// the same tenant, runs again, and checks the invariants; past the orphan rule a rotation cleans up.
+func TestReliabilityCrashAtEveryStep(t *testing.T) {
+	t.Parallel()
+	rows := make([][]string, len(crashSteps))
+	t.Run("steps", func(t *testing.T) {
+		for i, step := range crashSteps {
+			t.Run(step.run+" "+step.label, func(t *testing.T) {
+				t.Parallel()
+				rows[i] = crashAt(t, step)
+			})
+		}
+	})
+	tab := reliability.Table{
+		File:  "2-crash",
+		Title: "Crash at every step: the handler killed (SIGKILL) right after the write, a new process runs again",
+		Header: []string{"run", "killed right after", "the killed call", "right after the kill", "run again (new process)",
+			"after a rotation past the orphan rule", "invariants"},
+		Notes: []string{
+			"a rotation run here renews the secret and removes the credential whose overlap has passed: three writes",
+			"cred, ver: the application's password credentials and the secret's versions; unnamed: credentials that no version names (left by the killed run), which the orphan rule removes once an hour old",
+			"the rotation past the orphan rule runs after the state was aged by 61 minutes (every time in the tenant moved back), as the handler runs on the wall clock",
+		},
+	}
+	for _, r := range rows {
+		if r != nil {
+			tab.Rows = append(tab.Rows, r)
+		}
+	}
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
+}
+
+func crashAt(t *testing.T, step crashStep) []string {
+	t.Helper()
+	tenant, ca := newTenant(t)
+	a := startOn(t, tenant, ca, nil)
+	var violations []string
+	check := func(when string, phase reliability.Phase) {
+		t.Helper()
+		for _, v := range reliability.Check(tenant.Snapshot(), reliability.Want{Now: time.Now()}, phase) {
+			violations = append(violations, when+": "+v)
+			t.Errorf("%s: %s", when, v)
+		}
+	}
+	call := (*process).provision
+	if step.run == "rotation" {
+		// Provisioned, renewed once, the overlap passed, and due again: the next rotation adds a
+		// credential, stores it, and removes the credential replaced two renewals ago.
+		if status, body, err := a.provision(); err != nil || status != http.StatusCreated {
+			t.Fatalf("setting up: provision: %d %s %v", status, body, err)
+		}
+		reliability.Age(tenant, 24*time.Hour) // Key Vault's created times have whole seconds: keep the versions apart
+		dueIn(tenant, 20*24*time.Hour)
+		if status, body, err := a.rotate(); err != nil || status != http.StatusOK {
+			t.Fatalf("setting up: renewal: %d %s %v", status, body, err)
+		}
+		reliability.Age(tenant, 49*time.Hour)
+		dueIn(tenant, 20*24*time.Hour)
+		call = (*process).rotate
+	}
+	service := serviceOf(step.op)
+	tenant.ResetStats()
+	tenant.AddFault(emulator.Fault{Service: service, Operation: step.op, Kind: emulator.FaultHang, After: true, Skip: step.skip})
+
+	type answer struct {
+		status int
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		status, _, err := call(a)
+		done <- answer{status, err}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for tenant.Stats().FaultsFired == 0 {
+		select {
+		case ans := <-done:
+			t.Fatalf("the %s run ended (%d, %v) before the write %s", step.run, ans.status, ans.err, step.label)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the write %s never happened", step.label)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if applied := tenant.Stats().Op(step.op).Applied; applied < step.skip+1 {
+		t.Fatalf("%s applied %d times when the fault fired, want %d", step.op, applied, step.skip+1)
+	}
+	pid := a.host.PID()
+	if err := a.host.Kill(); err != nil {
+		t.Fatalf("killing handler %d: %v", pid, err)
+	}
+	ans := <-done
+	killed := fmt.Sprintf("the host answered %d, no body", ans.status)
+	if ans.err != nil {
+		killed = "the invocation failed (" + shortErr(ans.err) + ")"
+	}
+	tenant.ClearFaults()
+	check("right after the kill", reliability.Always)
+	afterKill := summarize(tenant)
+
+	b := startOn(t, tenant, ca, nil)
+	status, body, err := call(b)
+	if err != nil || status >= 300 {
+		t.Errorf("the %s run in a new process: %d %s %v", step.run, status, body, err)
+	}
+	again := fmt.Sprintf("%d", status)
+	check("after the run in a new process", reliability.Converged)
+	again += ", " + summarize(tenant)
+
+	reliability.Age(tenant, appreg.OrphanAge+time.Minute)
+	if status, body, err := b.rotate(); err != nil || status != http.StatusOK {
+		t.Errorf("the rotation past the orphan rule: %d %s %v", status, body, err)
+	}
+	check("after a rotation past the orphan rule", reliability.Cleaned)
+	return []string{step.run, step.label, killed, afterKill, again, summarize(tenant), reliability.Verdict(violations)}
+}
+
+// dueIn moves the current credential's end (and its version's exp) to now+d: inside the renewal window.
+func dueIn(tenant *emulator.Tenant, d time.Duration) {
+	tenant.Mutate(func(s *emulator.State) {
+		app := s.Application("scepman")
+		setExpiry(s, app.AppID, time.Now().Add(d))
+	})
+}
+
+// summarize says what the tenant holds: credentials, versions, and the unnamed credentials.
+func summarize(tenant *emulator.Tenant) string {
+	s := tenant.Snapshot()
+	app := s.Application("scepman")
+	if app == nil {
+		return "no application"
+	}
+	versions := 0
+	if sec := s.Secret(secretName); sec != nil {
+		versions = len(sec.Versions)
+	}
+	out := fmt.Sprintf("%d cred, %d ver", len(app.PasswordCredentials), versions)
+	if n := len(reliability.Unnamed(s, "scepman", secretName)); n > 0 {
+		out += fmt.Sprintf(", %d unnamed", n)
+	}
+	return out
+}
+
+func serviceOf(op string) string { return op[:strings.IndexByte(op, '.')] }
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+// badRequest is a hand-written request the handler must refuse without touching the tenant.
+type badRequest struct {
+	name        string
+	direct      bool // to the handler itself (as only the host can), else through the host
+	method      string
+	path        string
+	contentType string
+	body        string
+	chunked     bool
+	status      int
+	code        string // the error code of the handler's answer; "" when the host answers
+	says        string
+}
+
+var timerBody = `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-04T12:00:00.0173415Z","RandGuid":"4e773554-f6b7-4ea2-b07d-4c5fd5aba741"}}}`
+
+func badRequests() []badRequest {
+	big := strings.Repeat(" ", 64<<10+1)
+	const js = "application/json"
+	return []badRequest{
+		{"GET provision at the host", false, http.MethodGet, "/api/provision", "", "", false, 404, "", "the host routes by method"},
+		{"GET provision", true, http.MethodGet, "/api/provision", "", "", false, 405, "MethodNotAllowed", "GET is not allowed on /api/provision"},
+		{"POST status", true, http.MethodPost, "/api/status", "", "", false, 405, "MethodNotAllowed", "POST is not allowed on /api/status"},
+		{"GET rotate", true, http.MethodGet, "/rotate", "", "", false, 405, "MethodNotAllowed", "GET is not allowed on /rotate"},
+		{"unknown route", true, http.MethodPost, "/api/delete", js, "{}", false, 404, "NotFound", "no function answers POST /api/delete"},
+		{"provision text/plain", false, http.MethodPost, "/api/provision", "text/plain", "{}", false, 400, "InvalidContentType", "expected Content-Type application/json"},
+		{"provision body without content type", false, http.MethodPost, "/api/provision", "", "{}", false, 400, "InvalidContentType", "no Content-Type"},
+		{"provision form", false, http.MethodPost, "/api/provision", "application/x-www-form-urlencoded", "force=1", false, 400, "InvalidContentType", "application/x-www-form-urlencoded"},
+		{"provision unknown field", false, http.MethodPost, "/api/provision", js, `{"uniqueName":"other"}`, false, 400, "BadRequest", `unknown field "uniqueName"`},
+		{"provision array", false, http.MethodPost, "/api/provision", js, `[{}]`, false, 400, "BadRequest", "the body is an array"},
+		{"provision null", false, http.MethodPost, "/api/provision", js, `null`, false, 400, "BadRequest", "the body is null"},
+		{"provision truncated", false, http.MethodPost, "/api/provision", js, `{"a`, false, 400, "BadRequest", "not JSON"},
+		{"provision two objects", false, http.MethodPost, "/api/provision", js, `{} {}`, false, 400, "BadRequest", "data after the JSON object"},
+		{"provision invalid UTF-8", false, http.MethodPost, "/api/provision", js, "{\"\xff\":1}", false, 400, "BadRequest", "unknown field"},
+		{"provision oversized", false, http.MethodPost, "/api/provision", js, big, false, 413, "RequestTooLarge", "exceeds the limit of 65536 bytes"},
+		{"provision oversized, chunked", false, http.MethodPost, "/api/provision", js, big, true, 413, "RequestTooLarge", "exceeds the limit"},
+		{"timer text/plain", true, http.MethodPost, "/rotate", "text/plain", timerBody, false, 400, "InvalidContentType", "an invocation with Content-Type \"text/plain\""},
+		{"timer empty", true, http.MethodPost, "/rotate", js, "", false, 400, "InvalidInvocation", "empty body"},
+		{"timer not JSON", true, http.MethodPost, "/compliance", js, "timer", false, 400, "InvalidInvocation", "not valid JSON"},
+		{"timer without binding", true, http.MethodPost, "/compliance", js, `{"Data":{}}`, false, 400, "InvalidInvocation", "Data.timer: missing"},
+		{"timer binding null", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":null}}`, false, 400, "InvalidInvocation", "Data.timer: null"},
+		{"timer bad time", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"yesterday","Next":"x","LastUpdated":"x"},"IsPastDue":false}}}`, false, 400, "InvalidInvocation", "Data.timer.ScheduleStatus.Last"},
+		{"timer IsPastDue a string", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":{"Schedule":{},"IsPastDue":"no"}}}`, false, 400, "InvalidInvocation", "Data.timer.IsPastDue"},
+		{"timer binding a bad JSON string", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":"{\"IsPastDue\":"}}`, false, 400, "InvalidInvocation", "Data.timer"},
+		{"timer oversized", true, http.MethodPost, "/rotate", js, big, false, 413, "RequestTooLarge", "exceeds the limit"},
+	}
+}
+
+// TestReliabilityBadRequests sends every bad request to a handler on a provisioned tenant: each gets its
+// status and a message that says what is wrong, and none reaches Graph or Key Vault.
+func TestReliabilityBadRequests(t *testing.T) {
+	t.Parallel()
+	a := start(t, setup{})
+	if got := a.call(http.MethodPost, "/api/provision", "", nil); got != http.StatusCreated {
+		t.Fatalf("provision: %d", got)
+	}
+	tab := reliability.Table{
+		File:   "4-bad-requests",
+		Title:  "Bad requests: status and message; requests and writes that reached Graph and Key Vault",
+		Header: []string{"request", "to", "status", "message", "requests / writes"},
+	}
+	for _, br := range badRequests() {
+		a.tenant.ResetStats()
+		base, to := a.host.URL(), "host"
+		if br.direct {
+			base, to = a.host.HandlerURL(), "handler"
+		}
+		var body []byte
+		if br.body != "" || br.method == http.MethodPost {
+			body = []byte(br.body)
+		}
+		status, b, err := send(br.method, base+br.path, br.contentType, body, br.chunked)
+		if err != nil {
+			t.Errorf("%s: %v", br.name, err)
+			continue
+		}
+		msg := "(the host's answer, no body)"
+		if br.code != "" {
+			var e apiError
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Errorf("%s: %d %q is not the error JSON: %v", br.name, status, b, err)
+			}
+			if e.Error.Code != br.code || !strings.Contains(e.Error.Message, br.says) {
+				t.Errorf("%s: error %+v, want code %s saying %q", br.name, e.Error, br.code, br.says)
+			}
+			msg = e.Error.Code + ": " + e.Error.Message
+		}
+		if status != br.status {
+			t.Errorf("%s: status %d, want %d (%s)", br.name, status, br.status, b)
+		}
+		st := a.tenant.Stats()
+		reqs := st.Service(emulator.ServiceGraph).Requests + st.Service(emulator.ServiceKeyVault).Requests
+		if reqs != 0 || a.writes() != 0 {
+			t.Errorf("%s: %d requests and %d writes reached the tenant, want none", br.name, reqs, a.writes())
+		}
+		tab.Rows = append(tab.Rows, []string{br.name, to, fmt.Sprint(status), msg, fmt.Sprintf("%d / %d", reqs, a.writes())})
+	}
+	checkInvariants(t, a.tenant, "scepman")
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
+}
+
+// badSetting is an invalid app setting, with what the message must say.
+type badSetting struct {
+	name, value string // value "" with unset: the setting is removed
+	unset       bool
+	says        string
+}
+
+func badSettings() []badSetting {
+	return []badSetting{
+		{"APPREG_KEY_VAULT_URL", "", true, "APPREG_KEY_VAULT_URL is not set: expected the vault's https URL"},
+		{"APPREG_KEY_VAULT_URL", "http://appreg-emulated.vault.azure.net/", false, "expected the vault's https URL"},
+		{"APPREG_KEY_VAULT_URL", "https://appreg-emulated.vault.azure.net/secrets/x", false, "expected the vault's https URL"},
+		{"APPREG_DISPLAY_NAME", strings.Repeat("S", 121), false, "at most 120 characters"},
+		{"APPREG_UNIQUE_NAME", "scep man", false, "1 to 120 letters, digits"},
+		{"APPREG_PERMISSION_LEVEL", "3", false, "0, 1 or 2"},
+		{"APPREG_PERMISSION_LEVEL", "high", false, "0, 1 or 2"},
+		{"APPREG_SECRET_NAME", "App_Key", false, "a Key Vault secret name"},
+		{"APPREG_SECRET_LIFETIME_DAYS", "0", false, "from 1 to 3650"},
+		{"APPREG_SECRET_LIFETIME_DAYS", "3651", false, "from 1 to 3650"},
+		{"APPREG_SECRET_RENEW_BEFORE_DAYS", "180", false, "fewer days than APPREG_SECRET_LIFETIME_DAYS"},
+		{"APPREG_SECRET_RENEW_BEFORE_DAYS", "-1", false, "from 0 to 3649"},
+		{"APPREG_SECRET_OVERLAP_HOURS", "soon", false, "from 0 to 8760"},
+		{"APPREG_SECRET_OVERLAP_HOURS", "4320", false, "fewer hours than the secret lifetime"},
+		{"APPREG_REMEDIATE", "yes", false, "true or false"},
+		{"APPREG_GRAPH_ENDPOINT", "http://graph.microsoft.com", false, "an https root URL"},
+		{"APPREG_GRAPH_ENDPOINT", "https://graph.microsoft.com/v1.0", false, "an https root URL"},
+		{"APPREG_COMPLIANCE_SCHEDULE", "0 */6 * * *", false, "six fields"},
+		{"APPREG_ROTATION_SCHEDULE", "daily", false, "six fields"},
+		{"APPREG_REFRESH_SITE_IDS", "scepman-site", false, "App Service resource ids"},
+		{"AZURE_CLIENT_ID", "scepman-identity", false, "a GUID"},
+	}
+}
+
+// TestReliabilityBadSettings starts the handler with each invalid setting: every function answers 500
+// InvalidConfiguration naming the setting and what it expects, and nothing reaches Graph or Key Vault. An
+// invalid FUNCTIONS_CUSTOMHANDLER_PORT stops the handler at start, naming the variable.
+func TestReliabilityBadSettings(t *testing.T) {
+	t.Parallel()
+	settings := badSettings()
+	rows := make([][]string, len(settings)+1)
+	t.Run("settings", func(t *testing.T) {
+		for i, bs := range settings {
+			t.Run(bs.name+"="+bs.value, func(t *testing.T) {
+				t.Parallel()
+				s := setup{settings: map[string]string{bs.name: bs.value}}
+				if bs.unset {
+					s = setup{env: func(env map[string]string) { delete(env, bs.name) }}
+				}
+				a := start(t, s)
+				var e apiError
+				status := a.call(http.MethodPost, "/api/provision", "", &e)
+				if status != http.StatusInternalServerError || e.Error.Code != "InvalidConfiguration" ||
+					!strings.Contains(e.Error.Message, bs.name) || !strings.Contains(e.Error.Message, bs.says) {
+					t.Errorf("provision = %d %+v, want 500 InvalidConfiguration naming %s and saying %q", status, e, bs.name, bs.says)
+				}
+				var se apiError
+				if got := a.call(http.MethodGet, "/api/status", "", &se); got != http.StatusInternalServerError || se.Error.Code != "InvalidConfiguration" {
+					t.Errorf("status = %d %+v, want 500 InvalidConfiguration", got, se)
+				}
+				timers := ""
+				for _, fn := range []string{"rotate", "compliance"} {
+					got, _ := a.invoke(fn)
+					if got != http.StatusInternalServerError {
+						t.Errorf("%s = %d, want 500", fn, got)
+					}
+					timers += fmt.Sprintf(", %s %d", fn, got)
+				}
+				st := a.tenant.Stats()
+				reqs := st.Service(emulator.ServiceGraph).Requests + st.Service(emulator.ServiceKeyVault).Requests
+				if reqs != 0 {
+					t.Errorf("%d requests reached Graph and Key Vault, want 0", reqs)
+				}
+				if a.waitLog(func(l map[string]any) bool {
+					return l["level"] == "ERROR" && strings.Contains(fmt.Sprint(l["err"]), bs.name)
+				}) == nil {
+					t.Errorf("no ERROR log line at start names %s", bs.name)
+				}
+				value := fmt.Sprintf("%q", bs.value)
+				if bs.unset {
+					value = "(unset)"
+				} else if len(value) > 24 {
+					value = value[:21] + "…\""
+				}
+				rows[i] = []string{bs.name, value, fmt.Sprintf("provision %d, status %d%s", status, 500, timers),
+					e.Error.Message, fmt.Sprintf("%d / %d", reqs, a.writes())}
+			})
+		}
+		t.Run("FUNCTIONS_CUSTOMHANDLER_PORT", func(t *testing.T) {
+			t.Parallel()
+			tenant, ca := newTenant(t)
+			cmd := exec.Command(handlerBin)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FUNCTIONS_CUSTOMHANDLER_PORT=70000"}
+			for k, v := range tenant.Env(ca) {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, err := cmd.CombinedOutput()
+			record(out)
+			if err == nil || !bytes.Contains(out, []byte("FUNCTIONS_CUSTOMHANDLER_PORT")) {
+				t.Errorf("the handler with port 70000: %v, output %s; want it to stop naming the variable", err, out)
+			}
+			msg := ""
+			for _, line := range bytes.Split(out, []byte("\n")) {
+				var l map[string]any
+				if json.Unmarshal(line, &l) == nil && l["msg"] == "handler stopped" {
+					msg = fmt.Sprint(l["err"])
+				}
+			}
+			st := tenant.Stats()
+			reqs := st.Service(emulator.ServiceGraph).Requests + st.Service(emulator.ServiceKeyVault).Requests
+			rows[len(settings)] = []string{"FUNCTIONS_CUSTOMHANDLER_PORT", `"70000"`, "the handler exits 1 at start (" + shortErr(err) + ")", msg, fmt.Sprintf("%d / 0", reqs)}
+		})
+	})
+	tab := reliability.Table{
+		File:   "4-bad-settings",
+		Title:  "Invalid settings: every function refuses, naming the setting; nothing reaches Graph or Key Vault",
+		Header: []string{"setting", "value", "answers", "message", "requests / writes"},
+	}
+	for _, r := range rows {
+		if r != nil {
+			tab.Rows = append(tab.Rows, r)
+		}
+	}
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestReliabilityExposure: the HTTP functions keep authLevel function (the host checks the function key
+// before forwarding); the handler listens on loopback only (TestHandlerListensOnLoopbackOnly); the
+// templates give the identity nothing beyond its roles (infra's TestRoleAssignments); the package check
+// refuses an anonymous function (pack's TestVerify).
+func TestReliabilityExposure(t *testing.T) {
+	t.Parallel()
+	fns, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "function.json"))
+	if err != nil || len(fns) != 4 {
+		t.Fatalf("functions/*/function.json: %v, %d found", err, len(fns))
+	}
+	tab := reliability.Table{
+		File:   "6-exposure",
+		Title:  "Exposure",
+		Header: []string{"check", "result", "test"},
+	}
+	for _, f := range fns {
+		var fj struct {
+			Bindings []struct {
+				Type, AuthLevel string
+			}
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &fj); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		name := filepath.Base(filepath.Dir(f))
+		for _, bd := range fj.Bindings {
+			switch {
+			case bd.Type == "httpTrigger" && bd.AuthLevel != "function":
+				t.Errorf("function %s: authLevel %q, want function", name, bd.AuthLevel)
+			case bd.Type == "httpTrigger":
+				tab.Rows = append(tab.Rows, []string{"functions/" + name + " authLevel", bd.AuthLevel, "TestReliabilityExposure (e2e)"})
+			case bd.Type == "timerTrigger":
+				tab.Rows = append(tab.Rows, []string{"functions/" + name + " trigger", "timer (not reachable over HTTP but through the host's admin API, which needs the master key)", "TestReliabilityExposure (e2e)"})
+			}
+		}
+	}
+	tab.Rows = append(tab.Rows,
+		[]string{"the handler listens on", "127.0.0.1 only: no connection on any other address", "TestHandlerListensOnLoopbackOnly (e2e)"},
+		[]string{"a package with an anonymous HTTP function", "refused by make package's check", "TestVerify/anonymous_HTTP_function (pack)"},
+		[]string{"roles of the function's identity in the templates", "only the listed ones, at their scopes", "TestRoleAssignments (infra)"},
+		[]string{"secrets in template outputs or defaults", "none", "TestNoSecretDefaultsOrOutputs (infra)"},
+	)
+	if err := tab.Print(); err != nil {
+		t.Error(err)
+	}
+}
+
+// addIssued adds a tenant's issued secrets to the package's hygiene scan, and checks that the identity
+// header is among them.
+func addIssued(t *testing.T, tenant *emulator.Tenant) {
+	t.Helper()
+	issued := tenant.IssuedSecrets()
+	if !slices.Contains(issued, tenant.IdentityHeader()) {
+		t.Error("the tenant's IDENTITY_HEADER value is not among the secrets the hygiene scan looks for")
+	}
+	hygiene.Lock()
+	hygiene.secrets = append(hygiene.secrets, issued...)
+	hygiene.Unlock()
+}

@@ -1,0 +1,178 @@
+package reliability
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+)
+
+var t0 = time.Date(2026, 1, 1, 3, 30, 0, 0, time.UTC)
+
+const (
+	secret = "AppConfig--AuthConfig--ApplicationKey"
+	keyA   = "aaaaaaaa-0000-4000-8000-000000000001"
+	keyB   = "bbbbbbbb-0000-4000-8000-000000000002"
+	keyC   = "cccccccc-0000-4000-8000-000000000003"
+)
+
+// converged is a tenant in the desired state of level 0: one application with credential keyA, stored
+// as the only version.
+func converged(t *testing.T) emulator.State {
+	t.Helper()
+	tenant, err := emulator.Start(emulator.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tenant.Close)
+	tenant.Mutate(func(s *emulator.State) {
+		graph := s.ServicePrincipalByAppID(emulator.GraphAppID).ID
+		intune := s.ServicePrincipalByAppID(emulator.IntuneAPIAppID).ID
+		s.Applications = append(s.Applications, emulator.Application{ID: "app-object", AppID: "app-client", UniqueName: "scepman",
+			DisplayName: "SCEPman", SignInAudience: "AzureADMyOrg",
+			RequiredResourceAccess: []emulator.RequiredResourceAccess{
+				{ResourceAppID: emulator.GraphAppID, ResourceAccess: []emulator.ResourceAccess{{ID: "7ab1d382-f21e-4acd-a863-ba3e13f7da61", Type: "Role"}}},
+				{ResourceAppID: emulator.IntuneAPIAppID, ResourceAccess: []emulator.ResourceAccess{{ID: "39d724e8-6a34-4930-9a36-364082c35716", Type: "Role"}}},
+			},
+			PasswordCredentials: []emulator.PasswordCredential{cred(keyA, t0)},
+		})
+		s.ServicePrincipals = append(s.ServicePrincipals, emulator.ServicePrincipal{ID: "app-sp", AppID: "app-client"})
+		s.AppRoleAssignments = append(s.AppRoleAssignments,
+			emulator.AppRoleAssignment{AppRoleID: "7ab1d382-f21e-4acd-a863-ba3e13f7da61", PrincipalID: "app-sp", ResourceID: graph},
+			emulator.AppRoleAssignment{AppRoleID: "39d724e8-6a34-4930-9a36-364082c35716", PrincipalID: "app-sp", ResourceID: intune})
+		s.Secrets = append(s.Secrets, emulator.Secret{Name: secret, Versions: []emulator.SecretVersion{version(keyA, t0)}})
+	})
+	return tenant.Snapshot()
+}
+
+func cred(keyID string, start time.Time) emulator.PasswordCredential {
+	return emulator.PasswordCredential{KeyID: keyID, SecretText: "text-of-" + keyID, StartDateTime: start, EndDateTime: start.Add(180 * 24 * time.Hour)}
+}
+
+func version(keyID string, created time.Time) emulator.SecretVersion {
+	return emulator.SecretVersion{Value: "text-of-" + keyID, Enabled: true, Created: created, Updated: created,
+		Expires: created.Add(180 * 24 * time.Hour), Tags: map[string]string{"keyId": keyID, "appId": "app-client"}}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(s *emulator.State)
+		now    time.Time
+		phase  Phase
+		want   []string // substrings, one per violation, in order; none: it holds
+	}{
+		{"converged and cleaned", func(*emulator.State) {}, t0.Add(time.Hour), Cleaned, nil},
+		{"empty tenant, always", func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }, t0, Always, nil},
+		{"empty tenant, converged", func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }, t0, Converged,
+			[]string{"0 applications", "no secret"}},
+		{"current version names a missing credential", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = nil
+		}, t0, Always, []string{"names keyId " + keyA + ", which the application lacks"}},
+		{"current version holds another value", func(s *emulator.State) {
+			s.Secrets[0].Versions[0].Value = "other"
+		}, t0, Always, []string{"does not hold the secretText"}},
+		{"exp differs", func(s *emulator.State) {
+			s.Secrets[0].Versions[0].Expires = t0
+		}, t0, Always, []string{"exp"}},
+		{"secret but no application", func(s *emulator.State) { s.Applications = nil }, t0, Always, []string{"no application"}},
+		{"User.Read left", func(s *emulator.State) {
+			rra := &s.Applications[0].RequiredResourceAccess[0]
+			rra.ResourceAccess = append(rra.ResourceAccess, emulator.ResourceAccess{ID: "e1fe6dd8-ba31-4d61-89e7-88639da4683d", Type: "Scope"})
+		}, t0, Converged, []string{"requiredResourceAccess"}},
+		{"duplicate assignment", func(s *emulator.State) {
+			s.AppRoleAssignments = append(s.AppRoleAssignments, s.AppRoleAssignments[len(s.AppRoleAssignments)-1])
+			s.AppRoleAssignments[len(s.AppRoleAssignments)-1].ID = ""
+		}, t0, Converged, []string{"2 app role assignments of scep_challenge_provider"}},
+		{"second service principal", func(s *emulator.State) {
+			s.ServicePrincipals = append(s.ServicePrincipals, emulator.ServicePrincipal{ID: "sp-2", AppID: "app-client"})
+		}, t0, Converged, []string{"2 service principals"}},
+		{"young orphan", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyB, t0))
+		}, t0.Add(59 * time.Minute), Cleaned, nil},
+		{"orphan past the orphan rule", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyB, t0))
+		}, t0.Add(time.Hour), Cleaned, []string{"credential " + keyB + ", which no version names, is older than 1h0m0s"}},
+		{"replaced inside its overlap", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyC, t0.Add(time.Hour)))
+			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
+		}, t0.Add(49 * time.Hour), Cleaned, nil},
+		{"replaced past its overlap", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyC, t0.Add(time.Hour)))
+			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
+		}, t0.Add(49 * time.Hour), Cleaned, []string{"credential " + keyA + " outlived its overlap"}},
+	}
+	tests[len(tests)-2].now = t0.Add(49*time.Hour - time.Second)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := converged(t)
+			tt.change(&s)
+			got := Check(s, Want{Now: tt.now}, tt.phase)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Check = %q, want %d violations like %q", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("violation %d = %q, want it to say %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestUnnamedAndAge(t *testing.T) {
+	tenant, err := emulator.Start(emulator.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tenant.Close()
+	tenant.Mutate(func(s *emulator.State) {
+		s.Applications = append(s.Applications, emulator.Application{UniqueName: "scepman", PasswordCredentials: []emulator.PasswordCredential{cred(keyA, t0), cred(keyB, t0)}})
+		s.Secrets = append(s.Secrets, emulator.Secret{Name: secret, Versions: []emulator.SecretVersion{version(keyA, t0)}})
+	})
+	if got := Unnamed(tenant.Snapshot(), "", ""); !slices.Equal(got, []string{keyB}) {
+		t.Errorf("Unnamed = %v, want [%s]", got, keyB)
+	}
+	Age(tenant, time.Hour)
+	s := tenant.Snapshot()
+	if c := s.Application("scepman").PasswordCredentials[0]; !c.StartDateTime.Equal(t0.Add(-time.Hour)) || !c.EndDateTime.Equal(t0.Add(180*24*time.Hour-time.Hour)) {
+		t.Errorf("aged credential %+v, want everything an hour earlier", c)
+	}
+	if v := s.Secret(secret).Versions[0]; !v.Created.Equal(t0.Add(-time.Hour)) || !v.Expires.Equal(t0.Add(180*24*time.Hour-time.Hour)) {
+		t.Errorf("aged version %+v, want everything an hour earlier", v)
+	}
+}
+
+func TestTableAndReport(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(EnvOut, dir)
+	tab := Table{File: "9-test", Title: "T", Header: []string{"a", "b"}, Rows: [][]string{{"x|y", "✓"}}, Notes: []string{"n"}}
+	want := "T\n\n| a    | b |\n|------|---|\n| x\\|y | ✓ |\n\n- n\n"
+	if got := tab.Markdown(); got != want {
+		t.Errorf("Markdown:\n%s\nwant\n%s", got, want)
+	}
+	if err := tab.Print(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "9-test.md")); err != nil || string(b) != want {
+		t.Errorf("report file = %q, %v; want the table", b, err)
+	}
+}
+
+func TestHygiene(t *testing.T) {
+	var h Hygiene
+	h.AddSecrets("short", "s3cr3t-value-0001", "identity-header-value")
+	h.Record([]byte(`{"msg":"ok"}`))
+	if _, _, hits := h.Scan(); len(hits) != 0 {
+		t.Errorf("hits %v on clean output", hits)
+	}
+	h.Writer().Write([]byte(`{"err":"header identity-header-value leaked"}`))
+	secrets, outputs, hits := h.Scan()
+	if secrets != 3 || outputs != 2 || len(hits) != 1 || !strings.Contains(hits[0], `starts "ide"`) || strings.Contains(hits[0], "identity-header-value") {
+		t.Errorf("Scan = %d, %d, %q; want one hit that does not repeat the secret", secrets, outputs, hits)
+	}
+}
