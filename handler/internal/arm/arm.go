@@ -22,6 +22,8 @@ import (
 // Endpoint is Azure Resource Manager in the public cloud.
 const Endpoint = "https://management.azure.com"
 
+const serviceARM = "Azure Resource Manager"
+
 // APIVersion of the refresh call (reference section 1).
 const APIVersion = "2022-03-01"
 
@@ -51,12 +53,11 @@ func (c *Client) RefreshKeyVaultReferences(ctx context.Context, siteID string) (
 	}
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		kind, status, msg, ok := azure.ClassifyFailure(ctx, err)
+		se, ok := azure.ClassifyFailure(ctx, serviceARM, err)
 		if !ok {
 			return 0, err
 		}
-		return status, fmt.Errorf("refreshing the Key Vault references of %s: %w",
-			siteID, &appreg.ServiceError{Service: "Azure Resource Manager", Kind: kind, Status: status, Message: msg})
+		return se.Status, fmt.Errorf("refreshing the Key Vault references of %s: %w", siteID, se)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -64,7 +65,7 @@ func (c *Client) RefreshKeyVaultReferences(ctx context.Context, siteID string) (
 		return resp.StatusCode, nil
 	}
 	rerr := runtime.NewResponseError(resp) // reads the body for the error code
-	se := &appreg.ServiceError{Service: "Azure Resource Manager", Status: resp.StatusCode, Kind: classify(resp.StatusCode)}
+	se := &appreg.ServiceError{Service: serviceARM, Status: resp.StatusCode, Kind: classify(resp.StatusCode)}
 	var re *azcore.ResponseError
 	if errors.As(rerr, &re) {
 		se.Code = re.ErrorCode

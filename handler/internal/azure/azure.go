@@ -212,39 +212,43 @@ func TenantIDFromToken(token string) (string, error) {
 }
 
 // ClassifyFailure classifies an error that a client returned without a service's answer to the request
-// itself: a transport failure, a certificate failure, or a failure to get a token. It returns ok=false
-// when the error is the end of the caller's own context: the caller then returns it unclassified. The
-// kind is one of appreg's sentinels: ErrUnavailable for connection failures, transport timeouts (that
+// itself: a transport failure, a certificate failure, or a failure to get a token. It returns false when
+// the error is the end of the caller's own context: the caller then returns it unclassified. The kind
+// is one of appreg's sentinels: ErrUnavailable for connection failures, transport timeouts (that
 // are not the caller's context) and a token endpoint that answered 5xx or could not be reached;
 // ErrThrottled for a token endpoint that answered 429; ErrRejected for everything else (no credential,
-// untrusted certificate, a refused token request). status is the token endpoint's HTTP status, if any.
-// msg never holds a token or the identity header.
-func ClassifyFailure(ctx context.Context, err error) (kind error, status int, msg string, ok bool) {
+// untrusted certificate, a refused token request). It returns the *appreg.ServiceError for service,
+// whose Status is the token endpoint's HTTP status, if any; its message never holds a token or the
+// identity header.
+func ClassifyFailure(ctx context.Context, service string, err error) (*appreg.ServiceError, bool) {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return nil, 0, "", false
+		return nil, false
+	}
+	fail := func(kind error, status int, msg string) (*appreg.ServiceError, bool) {
+		return &appreg.ServiceError{Service: service, Kind: kind, Status: status, Message: msg}, true
 	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) {
 		if afe.RawResponse == nil {
 			// No answer from the token endpoint at all: MSAL flattens the transport error into text.
-			return appreg.ErrUnavailable, 0, "getting an access token: the token endpoint could not be reached", true
+			return fail(appreg.ErrUnavailable, 0, "getting an access token: the token endpoint could not be reached")
 		}
-		status = afe.RawResponse.StatusCode
-		msg = fmt.Sprintf("getting an access token: the token endpoint answered %d", status)
+		status := afe.RawResponse.StatusCode
+		msg := fmt.Sprintf("getting an access token: the token endpoint answered %d", status)
 		switch {
 		case status == http.StatusTooManyRequests:
-			return appreg.ErrThrottled, status, msg, true
+			return fail(appreg.ErrThrottled, status, msg)
 		case status >= 500:
-			return appreg.ErrUnavailable, status, msg, true
+			return fail(appreg.ErrUnavailable, status, msg)
 		default:
-			return appreg.ErrRejected, status, msg, true
+			return fail(appreg.ErrRejected, status, msg)
 		}
 	}
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
-		return appreg.ErrRejected, 0, err.Error(), true
+		return fail(appreg.ErrRejected, 0, err.Error())
 	}
 	var urlErr *url.Error
 	var netErr net.Error
@@ -253,7 +257,7 @@ func ClassifyFailure(ctx context.Context, err error) (kind error, status int, ms
 		errors.Is(err, context.DeadlineExceeded) {
 		// A dropped connection, a refused dial, or a timeout of the transport or of one SDK try (our own
 		// context is still alive here).
-		return appreg.ErrUnavailable, 0, err.Error(), true
+		return fail(appreg.ErrUnavailable, 0, err.Error())
 	}
-	return appreg.ErrRejected, 0, err.Error(), true
+	return fail(appreg.ErrRejected, 0, err.Error())
 }

@@ -232,13 +232,14 @@ func TestClassifyFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kind, status, _, ok := azure.ClassifyFailure(tt.ctx, tt.err)
+			se, ok := azure.ClassifyFailure(tt.ctx, appreg.ServiceGraph, tt.err)
 			if tt.wantKind == nil {
 				if ok {
-					t.Fatalf("ClassifyFailure classified %v as %v, want it left to the caller", tt.err, kind)
+					t.Fatalf("ClassifyFailure classified %v as %v, want it left to the caller", tt.err, se)
 				}
 				return
 			}
+			kind, status := se.Kind, se.Status
 			if !ok || kind != tt.wantKind || status != tt.wantCode {
 				t.Errorf("ClassifyFailure = (%v, %d, ok %v), want (%v, %d, ok true)", kind, status, ok, tt.wantKind, tt.wantCode)
 			}
@@ -315,11 +316,11 @@ func TestManagedIdentityCredential(t *testing.T) {
 			defer cancel()
 			tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 			if tt.wantKind != nil {
-				kind, status, msg, ok := azure.ClassifyFailure(ctx, err)
-				if err == nil || !ok || kind != tt.wantKind || status != tt.wantStatus {
-					t.Fatalf("GetToken err = %v classified (%v, %d, ok %v), want (%v, %d)", err, kind, status, ok, tt.wantKind, tt.wantStatus)
+				se, ok := azure.ClassifyFailure(ctx, appreg.ServiceGraph, err)
+				if err == nil || !ok || se.Kind != tt.wantKind || se.Status != tt.wantStatus {
+					t.Fatalf("GetToken err = %v classified (%+v, ok %v), want (%v, %d)", err, se, ok, tt.wantKind, tt.wantStatus)
 				}
-				if strings.Contains(msg, header) || strings.Contains(err.Error(), ten.IdentityHeader()) {
+				if strings.Contains(se.Message, header) || strings.Contains(err.Error(), ten.IdentityHeader()) {
 					t.Errorf("the error shows the identity header")
 				}
 				return

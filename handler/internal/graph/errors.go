@@ -71,11 +71,11 @@ func (d *Directory) classify(ctx context.Context, o op, a *answer, err error) er
 			Message: clip(ge.message)}
 	}
 	if !ok {
-		kind, status, msg, isFailure := azure.ClassifyFailure(ctx, err)
+		se, isFailure := azure.ClassifyFailure(ctx, appreg.ServiceGraph, err)
 		if !isFailure {
 			return err
 		}
-		return &appreg.ServiceError{Service: appreg.ServiceGraph, Kind: kind, Status: status, Message: msg}
+		return se
 	}
 	se := &appreg.ServiceError{Service: appreg.ServiceGraph, Status: ge.status, Code: ge.code, Message: clip(ge.message)}
 	se.Kind = kindOf(o, ge)

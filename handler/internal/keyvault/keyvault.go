@@ -228,11 +228,11 @@ func classify(ctx context.Context, err error) error {
 		}
 		return se
 	}
-	kind, status, msg, ok := azure.ClassifyFailure(ctx, err)
+	se, ok := azure.ClassifyFailure(ctx, appreg.ServiceKeyVault, err)
 	if !ok {
 		return err
 	}
-	return &appreg.ServiceError{Service: appreg.ServiceKeyVault, Kind: kind, Status: status, Message: msg}
+	return se
 }
 
 // responseMessage reads Key Vault's error envelope {"error":{"code","message","innererror":{"code"}}}.
