@@ -13,6 +13,7 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
 	"github.com/scepman-appreg/appreg/handler/internal/config"
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 )
 
 // clock is the injected clock of these tests: the engine's and the emulated tenant's.
@@ -55,17 +56,7 @@ func newWorld(t *testing.T, opts emulator.Options, settings map[string]string) *
 	t.Helper()
 	w := &world{t: t, clock: newClock()}
 	opts.Now = w.clock.Now
-	opts.IdentityClientID = emulator.NewGUID()
-	tenant, err := emulator.Start(opts)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		tenant.Close()
-		if u := tenant.Unknown(); len(u) > 0 {
-			t.Errorf("the emulated tenant got requests it does not know: %v", u)
-		}
-	})
+	tenant := emulatortest.Start(t, opts) // also points MSAL's identity variables at it (package azure)
 	w.tenant = tenant
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := tenant.WriteCA(ca); err != nil {
@@ -76,9 +67,6 @@ func newWorld(t *testing.T, opts emulator.Options, settings map[string]string) *
 	for k, v := range settings {
 		env[k] = v
 	}
-	// MSAL reads the identity endpoint from the process environment (package azure explains).
-	t.Setenv(config.EnvIdentityEndpoint, env[config.EnvIdentityEndpoint])
-	t.Setenv(config.EnvIdentityHeader, env[config.EnvIdentityHeader])
 	w.getenv = func(k string) string { return env[k] }
 	return w
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
 	"github.com/scepman-appreg/appreg/handler/internal/azure"
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 	"github.com/scepman-appreg/appreg/handler/internal/graph"
 )
 
@@ -39,31 +40,6 @@ func level0Spec(displayName string) appreg.AppSpec {
 			{ResourceAppID: appreg.IntuneAPIAppID, Access: []appreg.Access{{ID: scepChallenge, Type: appreg.AccessRole}}},
 		},
 	}
-}
-
-// startTenant starts an emulated tenant with its own managed identity (MSAL's token cache is
-// process-wide, and a fresh identity gets tokens with this tenant's Graph roles), points the process's
-// managed identity variables at it, and fails the test if the tenant saw a request it does not know.
-func startTenant(t *testing.T, opts emulator.Options) *emulator.Tenant {
-	t.Helper()
-	if opts.IdentityClientID == "" {
-		opts.IdentityClientID = emulator.NewGUID()
-	}
-	opts.Logf = t.Logf
-	ten, err := emulator.Start(opts)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ten.Close()
-		if u := ten.Unknown(); len(u) > 0 {
-			t.Errorf("the emulated tenant saw unknown requests: %q", u)
-		}
-	})
-	t.Setenv("IDENTITY_ENDPOINT", ten.IdentityEndpoint())
-	t.Setenv("IDENTITY_HEADER", ten.IdentityHeader())
-	t.Setenv("AZURE_CLIENT_ID", ten.IdentityClientID())
-	return ten
 }
 
 // newDirectory builds the adapter as production does, on hc (the tenant's in-process client when nil).
@@ -112,7 +88,7 @@ func requests(ten *emulator.Tenant, op string) int {
 
 func TestTenantIDFromToken(t *testing.T) {
 	const tid = "11111111-2222-4333-8444-555555555555"
-	ten := startTenant(t, emulator.Options{TenantID: tid})
+	ten := emulatortest.Start(t, emulator.Options{TenantID: tid})
 	d := newDirectory(t, ten, nil)
 	ctx := ctxFor(t)
 	for i := range 2 {
@@ -133,7 +109,7 @@ func TestTenantIDFromToken(t *testing.T) {
 }
 
 func TestApplicationLifecycle(t *testing.T) {
-	ten := startTenant(t, emulator.Options{})
+	ten := emulatortest.Start(t, emulator.Options{})
 	d := newDirectory(t, ten, nil)
 	ctx := ctxFor(t)
 
@@ -206,7 +182,7 @@ func TestApplicationLifecycle(t *testing.T) {
 }
 
 func TestServicePrincipals(t *testing.T) {
-	ten := startTenant(t, emulator.Options{})
+	ten := emulatortest.Start(t, emulator.Options{})
 	d := newDirectory(t, ten, nil)
 	ctx := ctxFor(t)
 
@@ -246,7 +222,7 @@ func TestServicePrincipals(t *testing.T) {
 }
 
 func TestServicePrincipalAbsentResource(t *testing.T) {
-	ten := startTenant(t, emulator.Options{NoIntune: true})
+	ten := emulatortest.Start(t, emulator.Options{NoIntune: true})
 	d := newDirectory(t, ten, nil)
 	_, err := d.ServicePrincipal(ctxFor(t), appreg.IntuneAPIAppID)
 	if !errors.Is(err, appreg.ErrNotFound) {
@@ -255,7 +231,7 @@ func TestServicePrincipalAbsentResource(t *testing.T) {
 }
 
 func TestAppRoleAssignmentsPaging(t *testing.T) {
-	ten := startTenant(t, emulator.Options{PageSize: 2})
+	ten := emulatortest.Start(t, emulator.Options{PageSize: 2})
 	d := newDirectory(t, ten, nil)
 	ctx := ctxFor(t)
 
@@ -332,7 +308,7 @@ func TestMaxPasswordLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ten := startTenant(t, emulator.Options{GraphRoles: tt.roles})
+			ten := emulatortest.Start(t, emulator.Options{GraphRoles: tt.roles})
 			ten.SetMaxPasswordLifetime(tt.lifetime)
 			d := newDirectory(t, ten, nil)
 			got, err := d.MaxPasswordLifetime(ctxFor(t))
@@ -403,7 +379,7 @@ func TestForbiddenNamesPermission(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ten := startTenant(t, emulator.Options{GraphRoles: tt.roles})
+			ten := emulatortest.Start(t, emulator.Options{GraphRoles: tt.roles})
 			d := newDirectory(t, ten, nil)
 			err := tt.call(ctxFor(t), d)
 			var se *appreg.ServiceError
@@ -571,7 +547,7 @@ func TestErrorClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ten := startTenant(t, tt.opts)
+			ten := emulatortest.Start(t, tt.opts)
 			var hc *http.Client
 			if tt.client != nil {
 				hc = tt.client(ten)
@@ -687,7 +663,7 @@ func (noCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Acce
 // TestThroughProxyWithCAFile runs the adapter as a deployed process does: HTTPS_PROXY and SSL_CERT_FILE
 // through the injected getenv, the identity endpoint on loopback (not proxied).
 func TestThroughProxyWithCAFile(t *testing.T) {
-	ten := startTenant(t, emulator.Options{})
+	ten := emulatortest.Start(t, emulator.Options{})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := ten.WriteCA(caFile); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 	"github.com/scepman-appreg/appreg/handler/internal/graph"
 )
 
@@ -213,7 +214,7 @@ func TestSnapshot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ten := startTenant(t, tt.opts)
+			ten := emulatortest.Start(t, tt.opts)
 			d := newDirectory(t, ten, nil)
 			ctx := ctxFor(t)
 			var w world

@@ -17,33 +17,9 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
 	"github.com/scepman-appreg/appreg/handler/internal/azure"
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 	"github.com/scepman-appreg/appreg/handler/internal/keyvault"
 )
-
-// startTenant starts an emulated tenant with its own managed identity (MSAL's token cache is
-// process-wide), points the process's managed identity variables at it, and fails the test if the
-// tenant saw a request it does not know.
-func startTenant(t *testing.T, opts emulator.Options) *emulator.Tenant {
-	t.Helper()
-	if opts.IdentityClientID == "" {
-		opts.IdentityClientID = emulator.NewGUID()
-	}
-	opts.Logf = t.Logf
-	ten, err := emulator.Start(opts)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ten.Close()
-		if u := ten.Unknown(); len(u) > 0 {
-			t.Errorf("the emulated tenant saw unknown requests: %q", u)
-		}
-	})
-	t.Setenv("IDENTITY_ENDPOINT", ten.IdentityEndpoint())
-	t.Setenv("IDENTITY_HEADER", ten.IdentityHeader())
-	t.Setenv("AZURE_CLIENT_ID", ten.IdentityClientID())
-	return ten
-}
 
 // newVault builds the adapter as production does, on hc.
 func newVault(t *testing.T, ten *emulator.Tenant, hc *http.Client) *keyvault.Vault {
@@ -77,7 +53,7 @@ func checkNoSecretIn(t *testing.T, ten *emulator.Tenant, what, s string) {
 }
 
 func TestSecretRoundTrip(t *testing.T) {
-	ten := startTenant(t, emulator.Options{})
+	ten := emulatortest.Start(t, emulator.Options{})
 	v := newVault(t, ten, ten.HTTPClient())
 	ctx := ctxFor(t)
 
@@ -133,7 +109,7 @@ func TestSecretRoundTrip(t *testing.T) {
 }
 
 func TestSecretVersionsPaging(t *testing.T) {
-	ten := startTenant(t, emulator.Options{PageSize: 2})
+	ten := emulatortest.Start(t, emulator.Options{PageSize: 2})
 	v := newVault(t, ten, ten.HTTPClient())
 	ctx := ctxFor(t)
 
@@ -290,7 +266,7 @@ func TestErrorClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ten := startTenant(t, emulator.Options{})
+			ten := emulatortest.Start(t, emulator.Options{})
 			v := newVault(t, ten, ten.HTTPClient())
 			if tt.setup != nil {
 				tt.setup(ten)
@@ -357,7 +333,7 @@ func TestNewValidatesVaultURL(t *testing.T) {
 // TestThroughProxyWithCAFile reaches the vault as a deployed process does: HTTPS_PROXY and
 // SSL_CERT_FILE through the injected getenv, the identity endpoint on loopback (not proxied).
 func TestThroughProxyWithCAFile(t *testing.T) {
-	ten := startTenant(t, emulator.Options{})
+	ten := emulatortest.Start(t, emulator.Options{})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := ten.WriteCA(caFile); err != nil {
 		t.Fatal(err)
