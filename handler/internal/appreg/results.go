@@ -96,11 +96,10 @@ type RefreshResult struct {
 
 // RotateResult is the outcome of the rotate timer.
 type RotateResult struct {
-	Renewed  bool            `json:"renewed"`
-	Reason   string          `json:"reason,omitempty"`
-	Secret   *SecretInfo     `json:"secret,omitempty"`
-	Removed  []string        `json:"removedKeyIds,omitempty"`
-	Refresh  []RefreshResult `json:"refresh,omitempty"`
-	Changes  []string        `json:"changes"`
-	Findings []Finding       `json:"findings,omitempty"`
+	Renewed bool            `json:"renewed"`
+	Reason  string          `json:"reason,omitempty"`
+	Secret  *SecretInfo     `json:"secret,omitempty"`
+	Removed []string        `json:"removedKeyIds,omitempty"`
+	Refresh []RefreshResult `json:"refresh,omitempty"`
+	Changes []string        `json:"changes"`
 }

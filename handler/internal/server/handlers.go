@@ -97,7 +97,6 @@ func (s *srv) rotate(c echo.Context) error {
 		return err
 	}
 	l := s.loggerOf(c)
-	logFindings(c, l, "", "", res.Findings)
 	logs := append([]string(nil), res.Changes...)
 	for _, r := range res.Refresh {
 		level := slog.LevelInfo
