@@ -363,9 +363,9 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 			change("application updated: %s", appDiffs(o.App, spec))
 		}
 		o.App = &app
-		log = log.With("appId", app.AppID)
-		ctx = logctx.With(ctx, log)
 	}
+	log = log.With("appId", o.App.AppID)
+	ctx = logctx.With(ctx, log)
 	// 2. Its service principal.
 	if o.SP == nil {
 		sp, made, err := e.ensureSP(ctx, o.App.AppID, res.Created)
