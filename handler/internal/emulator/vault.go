@@ -183,6 +183,22 @@ type secretWrite struct {
 	hasTags     bool
 }
 
+// apply sets the attributes the write names on v; those it leaves out keep their value.
+func (w secretWrite) apply(v *SecretVersion) {
+	if w.contentType != nil {
+		v.ContentType = *w.contentType
+	}
+	if w.enabled != nil {
+		v.Enabled = *w.enabled
+	}
+	if w.nbf != nil {
+		v.NotBefore = *w.nbf
+	}
+	if w.exp != nil {
+		v.Expires = *w.exp
+	}
+}
+
 func (t *Tenant) parseSecretWrite(req *request, allowValue bool) (secretWrite, *answer) {
 	var w secretWrite
 	fail := func(msg string) (secretWrite, *answer) {
@@ -268,18 +284,7 @@ func (t *Tenant) setSecret(req *request, name string) answer {
 	}
 	now := t.now()
 	v := SecretVersion{Version: newSecretVersion(), Value: *w.value, Enabled: true, Created: now, Updated: now, Tags: w.tags}
-	if w.contentType != nil {
-		v.ContentType = *w.contentType
-	}
-	if w.enabled != nil {
-		v.Enabled = *w.enabled
-	}
-	if w.nbf != nil {
-		v.NotBefore = *w.nbf
-	}
-	if w.exp != nil {
-		v.Expires = *w.exp
-	}
+	w.apply(&v)
 	sec := t.state.Secret(name)
 	if sec == nil {
 		t.state.Secrets = append(t.state.Secrets, Secret{Name: name})
@@ -341,18 +346,7 @@ func (t *Tenant) updateSecret(req *request, name, version string) answer {
 	if v == nil {
 		return t.secretNotFound(req, name+"/"+version)
 	}
-	if w.contentType != nil {
-		v.ContentType = *w.contentType
-	}
-	if w.enabled != nil {
-		v.Enabled = *w.enabled
-	}
-	if w.nbf != nil {
-		v.NotBefore = *w.nbf
-	}
-	if w.exp != nil {
-		v.Expires = *w.exp
-	}
+	w.apply(v)
 	if w.hasTags {
 		v.Tags = w.tags
 	}

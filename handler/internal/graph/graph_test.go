@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -664,17 +663,7 @@ func (noCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Acce
 // through the injected getenv, the identity endpoint on loopback (not proxied).
 func TestThroughProxyWithCAFile(t *testing.T) {
 	ten := emulatortest.Start(t, emulator.Options{})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := ten.WriteCA(caFile); err != nil {
-		t.Fatal(err)
-	}
-	env := ten.Env(caFile)
-	getenv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return os.Getenv(k)
-	}
+	getenv := emulatortest.Getenv(t, ten)
 	hc, err := azure.NewHTTPClient(getenv)
 	if err != nil {
 		t.Fatalf("NewHTTPClient: %v", err)

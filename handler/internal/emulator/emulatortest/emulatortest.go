@@ -5,6 +5,8 @@
 package emulatortest
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
@@ -34,4 +36,22 @@ func Start(t *testing.T, opts emulator.Options) *emulator.Tenant {
 	t.Setenv("IDENTITY_HEADER", ten.IdentityHeader())
 	t.Setenv("AZURE_CLIENT_ID", ten.IdentityClientID())
 	return ten
+}
+
+// Getenv is the environment of a process deployed against the tenant: the tenant's settings (HTTPS_PROXY,
+// SSL_CERT_FILE with its CA written to a temporary file, the identity endpoint and header, the vault URL)
+// over the process's own.
+func Getenv(t *testing.T, ten *emulator.Tenant) func(string) string {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := ten.WriteCA(ca); err != nil {
+		t.Fatal(err)
+	}
+	env := ten.Env(ca)
+	return func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
 }
