@@ -163,10 +163,26 @@ type Snapshot struct {
 
 // Vault is Key Vault's secrets API as the engine needs it.
 type Vault interface {
-	// Secret reads the current version of a secret (its value is discarded); ErrNotFound when absent.
+	// Secret reads the current version of a secret (its value is discarded); ErrNotFound when absent (or
+	// deleted), ErrSecretDisabled when the current version is disabled.
 	Secret(ctx context.Context, name string) (SecretVersion, error)
 	// SecretVersions lists every version of a secret (all pages); ErrNotFound or empty when absent.
 	SecretVersions(ctx context.Context, name string) ([]SecretVersion, error)
-	// SetSecret stores a new version, which becomes the current one.
+	// SetSecret stores a new version, which becomes the current one; ErrSecretDeleted while the secret
+	// is deleted but recoverable, ErrRecovering while its recovery runs.
 	SetSecret(ctx context.Context, s NewSecret) (SecretVersion, error)
+	// DeletedSecret reads a deleted-but-recoverable secret (soft delete); ErrNotFound when there is none.
+	DeletedSecret(ctx context.Context, name string) (DeletedSecret, error)
+	// RecoverDeletedSecret starts the recovery of a deleted secret with all its versions. Key Vault
+	// finishes it in the background: until then reads answer ErrNotFound and writes ErrRecovering.
+	RecoverDeletedSecret(ctx context.Context, name string) error
+}
+
+// DeletedSecret is a soft-deleted Key Vault secret, without its value.
+type DeletedSecret struct {
+	ID             string // the id of its current version when it was deleted
+	RecoveryID     string // https://{vault}/deletedsecrets/{name}
+	DeletedOn      time.Time
+	ScheduledPurge time.Time // zero when unknown
+	Tags           map[string]string
 }

@@ -31,6 +31,12 @@ type Observation struct {
 	Resource map[string]*ServicePrincipal // by appId; nil value: absent from the tenant
 	Assigned []AppRoleAssignment          // granted to SP
 	Current  *SecretVersion               // nil: no secret
+	// Disabled is set when the current version is disabled: Key Vault refuses to read it, so SCEPman
+	// cannot either. Current then holds its metadata (from the list of versions).
+	Disabled bool
+	// Deleted is the deleted-but-recoverable secret when Current is nil and Key Vault's soft delete
+	// holds one under the name; nil otherwise.
+	Deleted *DeletedSecret
 	// Versions are the versions of the secret, oldest first: every one when versionsListed, else only
 	// the current one (and those stored since by the run), which is all the findings and the removal
 	// rule need while no other credential lacks a version here (see needsVersions).
@@ -52,6 +58,55 @@ func (o *Observation) needsVersions() bool {
 		}
 	}
 	return false
+}
+
+// missesSomething tells whether the observation lacks an object that a lagging read may have hidden: the
+// application, its service principal, an admin consent of the level, or the credential the current
+// secret names.
+func (o *Observation) missesSomething(level int) bool {
+	if o.App == nil || o.SP == nil {
+		return true
+	}
+	for _, p := range PermissionsFor(level) {
+		if o.Resource[p.ResourceAppID] != nil && !o.consented(p) {
+			return true
+		}
+	}
+	if o.Current != nil {
+		if _, ok := o.credential(o.Current.KeyID()); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// merge adds to o what another read of the directory saw and o did not: the application (and its
+// credentials), its service principal, assignments and resource service principals. What one read saw
+// exists, whatever another read missed.
+func (o *Observation) merge(b *Observation) {
+	switch {
+	case o.App == nil:
+		o.App = b.App
+	case b.App != nil && b.App.AppID == o.App.AppID:
+		for _, c := range b.App.Passwords {
+			if _, ok := o.credential(c.KeyID); !ok {
+				o.App.Passwords = append(o.App.Passwords, c)
+			}
+		}
+	}
+	if o.SP == nil && b.SP != nil && o.App != nil && b.SP.AppID == o.App.AppID {
+		o.SP = b.SP
+	}
+	for _, a := range b.Assigned {
+		if !slices.ContainsFunc(o.Assigned, func(x AppRoleAssignment) bool { return x.ID == a.ID }) {
+			o.Assigned = append(o.Assigned, a)
+		}
+	}
+	for appID, sp := range b.Resource {
+		if o.Resource[appID] == nil {
+			o.Resource[appID] = sp
+		}
+	}
 }
 
 // credential finds a password credential of the application by keyId.
@@ -95,6 +150,8 @@ type SecretState int
 // Secret states, from worst to best.
 const (
 	SecretMissing  SecretState = iota // no Key Vault secret
+	SecretDeleted                     // deleted but recoverable (soft delete)
+	SecretDisabled                    // the current version is disabled
 	SecretNotOnApp                    // its keyId is not a credential of the application
 	SecretExpired
 	SecretExpiring // inside the renewal window
@@ -104,10 +161,15 @@ const (
 // secretState judges the current secret and gives its credential when the application holds it.
 func (s Settings) secretState(o *Observation, now time.Time) (SecretState, PasswordCredential) {
 	if o.Current == nil {
+		if o.Deleted != nil {
+			return SecretDeleted, PasswordCredential{}
+		}
 		return SecretMissing, PasswordCredential{}
 	}
 	cred, ok := o.credential(o.Current.KeyID())
 	switch {
+	case o.Disabled:
+		return SecretDisabled, cred
 	case !ok:
 		return SecretNotOnApp, cred
 	case !now.Before(cred.End):
@@ -215,6 +277,16 @@ func (s Settings) Diff(o *Observation, now time.Time) []Finding {
 	switch state {
 	case SecretMissing:
 		add(CodeSecretMissing, SeverityError, "Key Vault holds no secret %q", s.SecretName)
+	case SecretDeleted:
+		purge := ""
+		if !o.Deleted.ScheduledPurge.IsZero() {
+			purge = fmt.Sprintf(", to be purged at %s", o.Deleted.ScheduledPurge.UTC().Format(time.RFC3339))
+		}
+		add(CodeSecretDeleted, SeverityError, "Key Vault secret %q was deleted at %s and can still be recovered%s: provision recovers it with all its versions",
+			s.SecretName, o.Deleted.DeletedOn.UTC().Format(time.RFC3339), purge)
+	case SecretDisabled:
+		add(CodeSecretDisabled, SeverityError, "the current version of secret %q (keyId %s) is disabled, so SCEPman cannot read it: provision or rotate stores a new version",
+			s.SecretName, o.Current.KeyID())
 	case SecretNotOnApp:
 		if o.App == nil {
 			add(CodeSecretNotOnApp, SeverityError, "secret %q names keyId %q, but there is no application", s.SecretName, o.Current.KeyID())

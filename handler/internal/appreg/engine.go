@@ -68,6 +68,9 @@ type knownIDs struct {
 // alone.
 func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
 	o := &Observation{Resource: map[string]*ServicePrincipal{}}
+	e.cacheMu.Lock()
+	knew := e.known.appID != ""
+	e.cacheMu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		if err := e.observeDirectory(gctx, o); err != nil {
@@ -78,31 +81,125 @@ func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
 		o.TenantID, err = e.tenant(gctx)
 		return err
 	})
-	g.Go(func() error {
-		var cur SecretVersion
-		err := e.backoff.retry(gctx, "reading the secret", transient, func() (err error) {
-			cur, err = e.vault.Secret(gctx, e.settings.SecretName)
-			return err
-		})
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return nil
-		case err != nil:
-			return fmt.Errorf("reading secret %s from Key Vault: %w", e.settings.SecretName, err)
-		}
-		o.Current = &cur
-		return nil
-	})
+	g.Go(func() error { return e.readSecret(gctx, o) })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if o.Current != nil {
-		o.Versions = []SecretVersion{*o.Current}
+	if err := e.confirmAbsence(ctx, o, knew); err != nil {
+		return nil, err
 	}
 	if err := e.completeVersions(ctx, o); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// readSecret reads the current version of the secret into o. A secret that is not there may be deleted
+// but recoverable (Key Vault's soft delete): then o.Deleted holds it. A current version that is disabled
+// cannot be read (403 SecretDisabled), but its metadata can: then the versions are listed, the newest is
+// the current one, and o.Disabled is set.
+func (e *Engine) readSecret(ctx context.Context, o *Observation) error {
+	name := e.settings.SecretName
+	o.Current, o.Deleted, o.Disabled, o.Versions, o.versionsListed = nil, nil, false, nil, false
+	var cur SecretVersion
+	err := e.backoff.retry(ctx, "reading the secret", transient, func() (err error) {
+		cur, err = e.vault.Secret(ctx, name)
+		return err
+	})
+	switch {
+	case err == nil:
+		o.Current, o.Versions = &cur, []SecretVersion{cur}
+		return nil
+	case errors.Is(err, ErrSecretDisabled):
+		vs, err := e.listVersions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return nil
+		}
+		latest := vs[len(vs)-1]
+		o.Current, o.Disabled, o.Versions, o.versionsListed = &latest, true, vs, true
+		return nil
+	case errors.Is(err, ErrNotFound):
+	default:
+		return fmt.Errorf("reading secret %s from Key Vault: %w", name, err)
+	}
+	var ds DeletedSecret
+	err = e.backoff.retry(ctx, "reading the deleted secret", transient, func() (err error) {
+		ds, err = e.vault.DeletedSecret(ctx, name)
+		return err
+	})
+	switch {
+	case err == nil:
+		o.Deleted = &ds
+	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrForbidden):
+		// The identity may not read deleted secrets: it cannot tell deleted from missing, and says so.
+		logctx.From(ctx).Warn("cannot tell whether the missing secret is deleted but recoverable", "err", err.Error())
+	default:
+		return fmt.Errorf("reading deleted secret %s from Key Vault: %w", name, err)
+	}
+	return nil
+}
+
+// listVersions lists every version of the secret, oldest first; empty when there is none.
+func (e *Engine) listVersions(ctx context.Context) ([]SecretVersion, error) {
+	var vs []SecretVersion
+	err := e.backoff.retry(ctx, "listing secret versions", transient, func() (err error) {
+		vs, err = e.vault.SecretVersions(ctx, e.settings.SecretName)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("listing the versions of secret %s: %w", e.settings.SecretName, err)
+	}
+	sortVersions(vs)
+	return vs, nil
+}
+
+// maxConfirmations bounds the extra directory reads of confirmAbsence: with the engine's default back-off
+// they span about eight seconds.
+const maxConfirmations = 5
+
+// confirmAbsence reads the directory again when the observation misses something that should exist: the
+// application, its service principal, a consent, or the credential the current secret names, while Key
+// Vault holds a secret or this process has seen the application. Graph serves reads from replicas that
+// lag writes unevenly, so a read just after a write (this run's, or another's) can miss what exists: an
+// object once seen exists (reference section 8). The reads are merged, and they stop as soon as nothing
+// is missing any more; what is still missing after the last one is missing. On a tenant where nothing is
+// missing, nothing is read twice.
+func (e *Engine) confirmAbsence(ctx context.Context, o *Observation, knew bool) error {
+	if o.Current == nil && !knew {
+		return nil
+	}
+	merged := false
+	for n := 0; n < maxConfirmations && o.missesSomething(e.settings.PermissionLevel); n++ {
+		if err := sleep(ctx, e.backoff.delay(n)); err != nil {
+			break // the run's time is up: go on with what was read
+		}
+		again := &Observation{Resource: map[string]*ServicePrincipal{}}
+		if err := e.observeDirectory(ctx, again); err != nil {
+			return err
+		}
+		o.merge(again)
+		merged = true
+	}
+	if merged && o.App != nil && o.SP != nil {
+		e.remember(knownIDs{appID: o.App.AppID, spID: o.SP.ID})
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // completeVersions lists every version of the secret when the removal rule needs more than the versions
@@ -242,6 +339,11 @@ func (e *Engine) readAssignments(ctx context.Context, spID string) ([]AppRoleAss
 		as, err = e.dir.AppRoleAssignments(ctx, spID)
 		return err
 	})
+	if errors.Is(err, ErrNotFound) {
+		// The service principal was just read, so a replica that lags does not know it yet: no
+		// assignment is seen, and confirmAbsence reads again.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing the app role assignments of service principal %s: %w", spID, err)
 	}
@@ -402,8 +504,16 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 		}
 	}
 	// 4. The secret.
-	switch state, _ := e.settings.secretState(o, e.now()); state {
-	case SecretMissing, SecretNotOnApp, SecretExpired:
+	state, _ := e.settings.secretState(o, e.now())
+	if state == SecretDeleted {
+		if err := e.recoverSecret(ctx, o); err != nil {
+			return res, err
+		}
+		change("Key Vault secret %s recovered from soft delete, with all its versions", e.settings.SecretName)
+		state, _ = e.settings.secretState(o, e.now())
+	}
+	switch state {
+	case SecretMissing, SecretDisabled, SecretNotOnApp, SecretExpired:
 		cred, v, err := e.newSecret(ctx, o.App, res.Created)
 		if err != nil {
 			return res, err
@@ -442,6 +552,16 @@ func (e *Engine) upsertApp(ctx context.Context, spec AppSpec) (bool, error) {
 		created, err = e.dir.UpsertApplication(ctx, e.settings.UniqueName, spec)
 		return err
 	})
+	if errors.Is(err, ErrUniqueNameTaken) && e.liveApplication(ctx) {
+		// Uniqueness is enforced at write time: the loser of two racing creates is told the name is taken
+		// although the winner is live (reference section 8). The application exists: update it.
+		logctx.From(ctx).Info("a concurrent create holds the uniqueName; updating that application", "uniqueName", e.settings.UniqueName)
+		err = e.backoff.retry(ctx, "updating the application", transientOr(ErrUniqueNameTaken), func() (err error) {
+			created, err = e.dir.UpsertApplication(ctx, e.settings.UniqueName, spec)
+			return err
+		})
+		created = false
+	}
 	if errors.Is(err, ErrUniqueNameTaken) {
 		return false, fmt.Errorf("creating application %q: %w: restore it (Entra admin center > App registrations > Deleted applications > Restore app) "+
 			"or delete it permanently from there, or set APPREG_UNIQUE_NAME to another name: %w", e.settings.UniqueName, ErrUniqueNameTaken, err)
@@ -450,6 +570,24 @@ func (e *Engine) upsertApp(ctx context.Context, spec AppSpec) (bool, error) {
 		return false, fmt.Errorf("creating or updating application %q: %w", e.settings.UniqueName, err)
 	}
 	return created, nil
+}
+
+// liveApplication tells whether an active application holds the uniqueName, reading it a few times: a
+// replica that lags may not show one created a moment ago.
+func (e *Engine) liveApplication(ctx context.Context) bool {
+	for n := 0; n <= maxConfirmations; n++ {
+		_, err := e.dir.Application(ctx, e.settings.UniqueName)
+		switch {
+		case err == nil:
+			return true
+		case !errors.Is(err, ErrNotFound) && !IsTransient(err):
+			return false
+		}
+		if sleep(ctx, e.backoff.delay(n)) != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // errStale marks a read that does not show a write yet: replication delay.
@@ -516,7 +654,8 @@ func (e *Engine) assign(ctx context.Context, principalID, resourceID string, p P
 // readBackAssignments lists the assignments until every permission of the level whose resource exists shows.
 func (e *Engine) readBackAssignments(ctx context.Context, o *Observation, want []Permission) ([]AppRoleAssignment, error) {
 	var as []AppRoleAssignment
-	err := e.backoff.retry(ctx, "reading assignments back", transient, func() (err error) {
+	// The service principal exists (this run created or read it): a 404 is a replica that lags.
+	err := e.backoff.retry(ctx, "reading assignments back", transientOr(ErrNotFound), func() (err error) {
 		if as, err = e.dir.AppRoleAssignments(ctx, o.SP.ID); err != nil {
 			return err
 		}
@@ -545,11 +684,17 @@ func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (P
 	}
 	log = log.With("keyId", cred.KeyID)
 	var v SecretVersion
-	err = e.backoff.retry(ctx, "storing the secret", transient, func() (err error) {
+	err = e.backoff.retry(ctx, "storing the secret", transientOr(ErrSecretDeleted), func() (err error) {
 		v, err = e.vault.SetSecret(ctx, NewSecret{
 			Name: e.settings.SecretName, Value: text, ContentType: SecretContentType, Expires: cred.End,
 			Tags: map[string]string{TagAppID: app.AppID, TagKeyID: cred.KeyID},
 		})
+		if errors.Is(err, ErrSecretDeleted) {
+			// Deleted since it was read: its name can be written again only once it is recovered.
+			if rerr := e.startRecovery(ctx); rerr != nil {
+				return rerr
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -577,6 +722,52 @@ func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (P
 	}
 	log.Info("client secret stored", "secretId", v.ID)
 	return cred, v, nil
+}
+
+// recoveryTimeout bounds the wait for Key Vault to finish a recovery (seconds, sometimes a minute).
+const recoveryTimeout = 90 * time.Second
+
+// recoverSecret recovers the deleted secret with all its versions, waits until Key Vault serves it
+// again (reads answer 404 and writes ObjectIsBeingRecovered until then), and reads it into o.
+func (e *Engine) recoverSecret(ctx context.Context, o *Observation) error {
+	name := e.settings.SecretName
+	if err := e.startRecovery(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, recoveryTimeout)
+	defer cancel()
+	err := e.backoff.retry(wctx, "waiting for the recovery", transientOr(ErrNotFound), func() error {
+		_, err := e.vault.Secret(wctx, name)
+		if errors.Is(err, ErrSecretDisabled) {
+			return nil // recovered; its current version is disabled, which readSecret tells
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for Key Vault to recover secret %s: %w", name, err)
+	}
+	logctx.From(ctx).Info("Key Vault secret recovered from soft delete", "secretName", name)
+	if err := e.readSecret(ctx, o); err != nil {
+		return err
+	}
+	return e.completeVersions(ctx, o)
+}
+
+// startRecovery asks Key Vault to recover the deleted secret. A recovery already under way, or one
+// another run finished, is not an error.
+func (e *Engine) startRecovery(ctx context.Context) error {
+	name := e.settings.SecretName
+	err := e.backoff.retry(ctx, "recovering the secret", transient, func() error {
+		err := e.vault.RecoverDeletedSecret(ctx, name)
+		if errors.Is(err, ErrRecovering) {
+			return nil
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("recovering deleted secret %s in Key Vault: %w", name, err)
+	}
+	return nil
 }
 
 // storedVersion finds the version of the secret that names keyID, nil when there is none.
@@ -651,10 +842,33 @@ func (e *Engine) removePassword(ctx context.Context, objectID, keyID string) err
 	err := e.backoff.retry(ctx, "removing a password", transient, func() error {
 		return e.dir.RemovePassword(ctx, objectID, keyID)
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err // the adapter said what it was removing
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRejected) {
+		// Graph's answer for a keyId the application does not hold is undocumented (400 or 404), and a
+		// lagging read may have shown one that is gone: what counts is that the application no longer
+		// lists it. A credential old enough to be removed cannot be hidden by a lagging replica, so one read
+		// without it settles the question.
+		if e.credentialGone(ctx, keyID) {
+			return nil
+		}
 	}
-	return nil
+	return err // the adapter said what it was removing
+}
+
+// credentialGone reads the application a few times and tells whether one read lacks the credential.
+func (e *Engine) credentialGone(ctx context.Context, keyID string) bool {
+	for n := 0; n <= maxConfirmations; n++ {
+		app, err := e.dir.Application(ctx, e.settings.UniqueName)
+		switch {
+		case err == nil && !slices.ContainsFunc(app.Passwords, func(c PasswordCredential) bool { return c.KeyID == keyID }):
+			return true
+		case err != nil && !IsTransient(err):
+			return false
+		}
+		if sleep(ctx, e.backoff.delay(n)) != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // appDiffers tells whether the application differs from the spec in what provisioning writes.

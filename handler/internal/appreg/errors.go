@@ -18,12 +18,27 @@ var (
 	ErrLifetimePolicy  = errors.New("credential lifetime refused by the tenant's app management policy")
 	ErrUniqueNameTaken = errors.New("uniqueName is held by a deleted application")
 	ErrRejected        = errors.New("request rejected")
+
+	// ErrSecretDeleted is Key Vault's 409 ObjectIsDeletedButRecoverable: the secret is soft-deleted and
+	// its name cannot be written until it is recovered (or purged).
+	ErrSecretDeleted = errors.New("the secret is deleted but recoverable")
+	// ErrRecovering is Key Vault's 409 ObjectIsBeingRecovered: a recovery is under way; transient.
+	ErrRecovering = errors.New("the secret is being recovered")
+	// ErrSecretDisabled is Key Vault's 403 with inner code SecretDisabled: the version read is disabled.
+	ErrSecretDisabled = errors.New("the secret's version is disabled")
+	// ErrPasswordsForbidden is Graph's 400 CredentialTypeNotAllowedAsPerAppPolicy: the tenant's app
+	// management policy forbids password credentials altogether.
+	ErrPasswordsForbidden = errors.New("the tenant's app management policy forbids client secrets (password credentials)")
+	// ErrIdentity is a failure of the managed identity endpoint itself (no identity enabled, a wrong
+	// AZURE_CLIENT_ID, an endpoint that cannot be reached): no service was asked anything.
+	ErrIdentity = errors.New("the managed identity could not get a token")
 )
 
 // Service names used in ServiceError.
 const (
 	ServiceGraph    = "Microsoft Graph"
 	ServiceKeyVault = "Key Vault"
+	ServiceIdentity = "managed identity"
 )
 
 // ServiceError is a failure answered by Graph or Key Vault, classified by the adapter.
@@ -36,6 +51,10 @@ type ServiceError struct {
 	// Need names what the managed identity lacks when Kind is ErrForbidden: a Graph application
 	// permission, or a Key Vault role.
 	Need string
+	// Advice names the cause of a failure and what to do about it when the service's answer says more
+	// than a missing permission (an application the identity does not own, a vault firewall, a policy):
+	// written after the message instead of Need.
+	Advice string
 	// RetryAfter is how long the service asked to wait before the next try (its Retry-After), 0 when it
 	// did not say or the SDK already waited. The engine's retries wait at least that long.
 	RetryAfter time.Duration
@@ -52,7 +71,10 @@ func (e *ServiceError) Error() string {
 	if e.Message != "" {
 		s += ": " + e.Message
 	}
-	if e.Need != "" {
+	switch {
+	case e.Advice != "":
+		s += " (" + e.Advice + ")"
+	case e.Need != "":
 		s += fmt.Sprintf(" (the function's managed identity needs %s)", e.Need)
 	}
 	return s
@@ -60,9 +82,9 @@ func (e *ServiceError) Error() string {
 
 func (e *ServiceError) Unwrap() error { return e.Kind }
 
-// IsTransient tells whether an error is worth retrying: throttling, unavailability, replication delay and
-// concurrency violations.
+// IsTransient tells whether an error is worth retrying: throttling, unavailability, replication delay,
+// concurrency violations and a Key Vault recovery under way.
 func IsTransient(err error) bool {
 	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable) ||
-		errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrConcurrency)
+		errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrConcurrency) || errors.Is(err, ErrRecovering)
 }

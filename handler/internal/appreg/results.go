@@ -22,6 +22,8 @@ const (
 	CodeSecretExpiring          = "SECRET_EXPIRING"
 	CodeSecretExpired           = "SECRET_EXPIRED"
 	CodeCredentialStale         = "CREDENTIAL_STALE"
+	CodeSecretDeleted           = "SECRET_DELETED"
+	CodeSecretDisabled          = "SECRET_DISABLED"
 )
 
 // Finding is one difference between the tenant and the desired state.

@@ -37,6 +37,13 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 	ctx = logctx.With(ctx, log)
 
 	state, _ := e.settings.secretState(o, e.now())
+	if state == SecretDeleted {
+		if err := e.recoverSecret(ctx, o); err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes, fmt.Sprintf("Key Vault secret %s recovered from soft delete, with all its versions", e.settings.SecretName))
+		state, _ = e.settings.secretState(o, e.now())
+	}
 	if state != SecretCurrent {
 		res.Renewed, res.Reason = true, state.String()
 		cred, v, err := e.newSecret(ctx, o.App, false)
@@ -109,6 +116,10 @@ func (s SecretState) String() string {
 	switch s {
 	case SecretMissing:
 		return "secret missing"
+	case SecretDeleted:
+		return "secret deleted"
+	case SecretDisabled:
+		return "secret disabled"
 	case SecretNotOnApp:
 		return "secret not on the application"
 	case SecretExpired:

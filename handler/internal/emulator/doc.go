@@ -37,6 +37,56 @@
 // credential change (addPassword, removePassword) that follows another credential change to the same
 // application within the window, as Graph does for quick successive changes.
 //
+// # Graph realism switches
+//
+// SetGraphRealism (GraphRealism, all off by default) turns on what real Graph does beyond that
+// (reference section 8):
+//
+//   - SPCreateForbidden: the service principal of a not yet replicated application, created by a caller
+//     relying on Application.ReadWrite.OwnedBy, answers 403 Authorization_RequestDenied "When using this
+//     permission, the backing application of the service principal being created must in the local
+//     tenant." instead of the 400;
+//   - AssignmentReferenceErrors: an assignment to or from a not yet replicated service principal answers,
+//     alternately, 400 Request_BadRequest "Not a valid reference update." and a plain 404
+//     Request_ResourceNotFound "Resource '<id>' does not exist.";
+//   - LagWindow, LagProbability: lagging replicas. For LagWindow after a write, each read (GET of an
+//     application with its passwordCredentials, of a service principal, an assignment list; each request
+//     of a $batch on its own) is served, with probability LagProbability drawn from the seeded RNG, by a
+//     replica that shows the directory as it was LagWindow ago: what was created since is missing, what was
+//     removed since (credentials, assignments) is still there. Writes always see the truth. Removals are
+//     remembered outside State: Snapshot shows the truth;
+//   - UniqueNameRace, RaceWindow: the uniqueName upsert (Prefer: create-if-missing) of an application that
+//     another request created less than RaceWindow ago answers 400 Request_BadRequest "Another object with
+//     the same value for property uniqueName already exists." (ObjectConflict detail on uniqueName);
+//   - RemovePasswordUnknown400: removePassword of a keyId the application does not hold answers 400
+//     Request_BadRequest instead of 404;
+//   - PasswordsForbidden: addPassword answers 400 CredentialTypeNotAllowedAsPerAppPolicy, and the default
+//     app management policy lists an enabled passwordAddition restriction.
+//
+// Ownership needs no switch: an identity holding only Application.ReadWrite.OwnedBy gets 403
+// Authorization_RequestDenied "Insufficient privileges to complete the operation." for every write to an
+// application (and its service principal) it does not own; SetOwners replaces the owners, e.g. with none
+// for a recreated identity. DELETE /servicePrincipals/{id}/appRoleAssignedTo/{assignmentId} (and
+// .../appRoleAssignments/{assignmentId}) removes an assignment (OpRemoveAppRoleAssignment).
+//
+// # Key Vault soft delete, disabled versions, firewall
+//
+// Key Vault soft delete is always on, as in Azure. DeleteSecret (or DELETE /secrets/{name}, which answers
+// the DeletedSecretBundle) moves a secret with all its versions to State.DeletedSecrets, recoverable for 90
+// days: reads of it answer 404 SecretNotFound, and PUT answers 409 Conflict with inner code
+// ObjectIsDeletedButRecoverable until it is recovered or purged (PurgeDeletedSecret).
+// GET /deletedsecrets/{name} shows it (no value); POST /deletedsecrets/{name}/recover brings it back with
+// all its versions after SetRecoveryDelay (0, the default: at once). While a recovery runs, reads answer
+// 404, writes 409 ObjectIsBeingRecovered, and GET /deletedsecrets/{name} 404. Only Key Vault Secrets
+// Officer and Administrator may delete, read deleted secrets and recover.
+//
+// GET of a disabled version (DisableCurrentVersion, or PATCH attributes.enabled=false) answers 403
+// Forbidden with inner code SecretDisabled; listing versions still shows it, enabled false.
+//
+// SetVaultFirewall (off by default) answers every Key Vault request that carries a valid token with 403
+// Forbidden, inner code ForbiddenByFirewall, as a vault whose firewall refuses the caller's address; the
+// 401 challenge still comes first. A missing role answers 403 with inner code ForbiddenByRbac.
+//
 // # Faults
 //
 // AddFault injects failures per service and operation (the Op* constants): an error status (429 and 503

@@ -16,6 +16,10 @@ const (
 	FaultDrop
 	// FaultHang sends nothing until the client gives up (its context ends) or the tenant closes.
 	FaultHang
+	// FaultHook runs Fault.Hook, outside the tenant's lock, and then lets the request go on as usual:
+	// something else happens to the tenant at that very moment (an admin deletes the secret while a
+	// write is on its way).
+	FaultHook
 )
 
 func (k FaultKind) String() string {
@@ -26,6 +30,8 @@ func (k FaultKind) String() string {
 		return "drop"
 	case FaultHang:
 		return "hang"
+	case FaultHook:
+		return "hook"
 	}
 	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -61,6 +67,8 @@ type Fault struct {
 	// Skip is how many matching requests (in the fault's phase) pass untouched before the fault can fire:
 	// Skip 1 on OpAssignAppRole hits the second assignment.
 	Skip int
+	// Hook is what a FaultHook runs.
+	Hook func(*Tenant)
 }
 
 func (f Fault) String() string {

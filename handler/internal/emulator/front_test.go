@@ -209,7 +209,7 @@ func TestUnknownRoutesAreRecorded(t *testing.T) {
 		{"graph beta", http.MethodGet, "https://graph.microsoft.com/beta/applications", gtok, 400},
 		{"graph delete app", http.MethodDelete, GraphRoot + "/applications/" + NewGUID(), gtok, 400},
 		{"graph filter", http.MethodGet, GraphRoot + "/servicePrincipals(appId='" + GraphAppID + "')?$expand=owners", gtok, 400},
-		{"vault delete", http.MethodDelete, h.tenant.VaultURL() + "secrets/x?api-version=7.4", vtok, 404},
+		{"vault purge", http.MethodDelete, h.tenant.VaultURL() + "deletedsecrets/x?api-version=7.4", vtok, 404},
 		{"vault keys", http.MethodGet, h.tenant.VaultURL() + "keys?api-version=7.4", vtok, 404},
 		{"other vault", http.MethodGet, "https://someone-else.vault.azure.net/secrets?api-version=7.4", vtok, 404},
 		{"other host", http.MethodGet, "https://" + LoginHost + "/common/discovery/instance", "", 404},

@@ -48,7 +48,12 @@ var signInAudiences = []string{"AzureADMyOrg", "AzureADMultipleOrgs", "AzureADan
 
 // graphError builds an OData error answer.
 func graphError(req *request, status int, code, message string) answer {
-	ans := jsonAnswer(status, map[string]any{"error": map[string]any{
+	return graphErrorDetails(req, status, code, message, nil)
+}
+
+// graphErrorDetails builds an OData error answer with error.details (none when nil).
+func graphErrorDetails(req *request, status int, code, message string, details []map[string]any) answer {
+	e := map[string]any{
 		"code":    code,
 		"message": message,
 		"innerError": map[string]any{
@@ -56,7 +61,11 @@ func graphError(req *request, status int, code, message string) answer {
 			"request-id":        req.requestID,
 			"client-request-id": clientRequestID(req),
 		},
-	}}, graphContentType)
+	}
+	if details != nil {
+		e["details"] = details
+	}
+	ans := jsonAnswer(status, map[string]any{"error": e}, graphContentType)
 	setGraphHeaders(req, ans.header)
 	return ans
 }
@@ -250,6 +259,12 @@ func (t *Tenant) graphRoute(req *request) (route, bool) {
 			return route{op: OpListAppRoleAssignedTo, handle: with(t.listAppRoleAssignedTo)}, true
 		case is(http.MethodPost, "appRoleAssignedTo"):
 			return route{op: OpAssignAppRole, write: true, handle: with(t.assignAppRole)}, true
+		case m == http.MethodDelete && len(rest) == 2 && rest[1] != "" &&
+			(strings.EqualFold(rest[0], "appRoleAssignedTo") || strings.EqualFold(rest[0], "appRoleAssignments")):
+			assignmentID, byResource := rest[1], strings.EqualFold(rest[0], "appRoleAssignedTo")
+			return route{op: OpRemoveAppRoleAssignment, write: true, handle: func(r *request) answer {
+				return t.removeAppRoleAssignment(r, *key, assignmentID, byResource)
+			}}, true
 		}
 	}
 	return route{}, false
@@ -440,13 +455,14 @@ func (t *Tenant) getApplication(req *request, key entityKey) answer {
 		return denied(req)
 	}
 	app := t.findApp(key, false)
-	if app == nil {
+	rep := t.readReplica()
+	if app == nil || !rep.shows(app.ID) {
 		return notFound(req, key.value)
 	}
 	if !readAll && !owns(app.Owners, c.Oid) {
 		return denied(req)
 	}
-	return t.graphEntity(req, http.StatusOK, appJSON(app), "applications/$entity", "microsoft.graph.application")
+	return t.graphEntity(req, http.StatusOK, appJSON(rep.application(app)), "applications/$entity", "microsoft.graph.application")
 }
 
 func preferCreateIfMissing(h http.Header) bool {
@@ -483,6 +499,9 @@ func (t *Tenant) upsertApplication(req *request, key entityKey) answer {
 		if p.has("displayName") && strings.TrimSpace(p.displayName) == "" {
 			return *invalidProperty(req, "displayName", "Application")
 		}
+		if ans := t.uniqueNameRace(req, app); ans != nil {
+			return *ans
+		}
 		p.apply(app)
 		req.applied = true
 		return graphNoContent(req)
@@ -505,6 +524,7 @@ func (t *Tenant) upsertApplication(req *request, key entityKey) answer {
 	})
 	app = &t.state.Applications[len(t.state.Applications)-1]
 	p.apply(app)
+	t.noteCreated(req, app.ID)
 	req.applied = true
 	return t.graphEntity(req, http.StatusCreated, appJSON(app), "applications/$entity", "microsoft.graph.application")
 }
@@ -856,6 +876,9 @@ func (t *Tenant) addPassword(req *request, key entityKey) answer {
 	if !end.After(start) {
 		return badRequest(req, codeBadRequest, "Invalid value specified for property 'endDateTime' of resource 'PasswordCredential': it must be after startDateTime.")
 	}
+	if ans := t.passwordsForbidden(req); ans != nil {
+		return *ans
+	}
 	if max := t.maxPasswordLifetime; max > 0 && end.Sub(start) > max+lifetimePolicySlack {
 		return badRequest(req, codeLifetimePolicy, fmt.Sprintf(
 			"Credential lifetime exceeds the max value allowed as per assigned policy '%s'.", defaultPolicyID))
@@ -869,6 +892,7 @@ func (t *Tenant) addPassword(req *request, key entityKey) answer {
 		StartDateTime: start, EndDateTime: end, VisibleAt: t.visibleAt(),
 	}
 	app.PasswordCredentials = append(app.PasswordCredentials, cred)
+	t.noteCreated(req, cred.KeyID)
 	t.issue(secret)
 	t.lastCredChange[app.ID] = time.Now()
 	req.applied = true
@@ -906,10 +930,11 @@ func (t *Tenant) removePassword(req *request, key entityKey) answer {
 		return strings.EqualFold(p.KeyID, keyID) && visible(p.VisibleAt)
 	})
 	if i < 0 {
-		return graphError(req, http.StatusNotFound, codeResourceNotFound,
-			fmt.Sprintf("No password credential found with keyId '%s' on application '%s'.", keyID, app.ID))
+		return t.unknownKeyID(req, app, keyID)
 	}
+	removed := app.PasswordCredentials[i]
 	app.PasswordCredentials = slices.Delete(app.PasswordCredentials, i, i+1)
+	t.noteRemovedCredential(app, removed)
 	t.lastCredChange[app.ID] = time.Now()
 	req.applied = true
 	return graphNoContent(req)
@@ -927,7 +952,7 @@ func (t *Tenant) getServicePrincipal(req *request, key entityKey) answer {
 		return denied(req)
 	}
 	sp := t.findSP(key, false)
-	if sp == nil {
+	if sp == nil || !t.readReplica().shows(sp.ID) {
 		return notFound(req, key.value)
 	}
 	if !readAll && !owns(sp.Owners, c.Oid) {
@@ -1008,6 +1033,7 @@ func (t *Tenant) newServicePrincipal(req *request, app *Application, p spPatch) 
 	}
 	p.apply(&sp)
 	t.state.ServicePrincipals = append(t.state.ServicePrincipals, sp)
+	t.noteCreated(req, sp.ID)
 	req.applied = true
 	return t.graphEntity(req, http.StatusCreated, spJSON(&sp), "servicePrincipals/$entity", "microsoft.graph.servicePrincipal")
 }
@@ -1020,6 +1046,9 @@ func (t *Tenant) checkNewServicePrincipal(req *request, appID string) (*Applicat
 		return nil, &ans
 	}
 	app := t.findApp(entityKey{prop: "appId", value: appID}, false)
+	if ans := t.spAppNotLocal(req, appID, app); ans != nil {
+		return nil, ans
+	}
 	if app == nil {
 		ans := badRequest(req, codeBadRequest, fmt.Sprintf(
 			"The appId '%s' of the service principal does not reference a valid application object.", appID))
@@ -1100,21 +1129,16 @@ func (t *Tenant) listAssignments(req *request, key entityKey, byResource bool) a
 		return denied(req)
 	}
 	sp := t.findSP(key, false)
-	if sp == nil {
+	rep := t.readReplica()
+	if sp == nil || !rep.shows(sp.ID) {
 		return notFound(req, key.value)
 	}
 	if !readAll && !owns(sp.Owners, c.Oid) {
 		return denied(req)
 	}
 	var items []map[string]any
-	for _, a := range t.state.AppRoleAssignments {
-		id := a.PrincipalID
-		if byResource {
-			id = a.ResourceID
-		}
-		if strings.EqualFold(id, sp.ID) && visible(a.VisibleAt) {
-			items = append(items, assignmentJSON(a))
-		}
+	for _, a := range rep.assignments(t.state.AppRoleAssignments, sp.ID, byResource) {
+		items = append(items, assignmentJSON(a))
 	}
 	nav := "appRoleAssignments"
 	if byResource {
@@ -1171,6 +1195,9 @@ func (t *Tenant) assignAppRole(req *request, key entityKey) answer {
 	}
 	resource := t.findSP(key, false)
 	if resource == nil {
+		if ans := t.referenceError(req, key.value); ans != nil {
+			return *ans
+		}
 		return notFound(req, key.value)
 	}
 	if !strings.EqualFold(resource.ID, resourceID) {
@@ -1178,6 +1205,9 @@ func (t *Tenant) assignAppRole(req *request, key entityKey) answer {
 	}
 	principal := t.findSP(entityKey{prop: "id", value: principalID}, false)
 	if principal == nil {
+		if ans := t.referenceError(req, principalID); ans != nil {
+			return *ans
+		}
 		return notFound(req, principalID)
 	}
 	if !slices.ContainsFunc(resource.AppRoles, func(r AppRole) bool {
@@ -1198,6 +1228,7 @@ func (t *Tenant) assignAppRole(req *request, key entityKey) answer {
 		CreatedDateTime: t.now(), VisibleAt: t.visibleAt(),
 	}
 	t.state.AppRoleAssignments = append(t.state.AppRoleAssignments, a)
+	t.noteCreated(req, a.ID)
 	req.applied = true
 	return t.graphEntity(req, http.StatusCreated, assignmentJSON(a),
 		"servicePrincipals('"+resource.ID+"')/appRoleAssignedTo/$entity", "microsoft.graph.appRoleAssignment")
@@ -1213,6 +1244,15 @@ func (t *Tenant) getAppManagementPolicy(req *request) answer {
 		return denied(req)
 	}
 	passwords := []any{}
+	forbidden := t.graphRealism.cfg.PasswordsForbidden
+	if forbidden {
+		passwords = append(passwords, map[string]any{
+			"restrictionType":                     "passwordAddition",
+			"state":                               "enabled",
+			"maxLifetime":                         nil,
+			"restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z",
+		})
+	}
 	if t.maxPasswordLifetime > 0 {
 		passwords = append(passwords, map[string]any{
 			"restrictionType":                     "passwordLifetime",
@@ -1225,7 +1265,7 @@ func (t *Tenant) getAppManagementPolicy(req *request) answer {
 		"id":          defaultPolicyID,
 		"displayName": "Default app management tenant policy",
 		"description": "Default tenant policy that enforces app management restrictions on applications and service principals.",
-		"isEnabled":   t.maxPasswordLifetime > 0,
+		"isEnabled":   t.maxPasswordLifetime > 0 || forbidden,
 		"applicationRestrictions": map[string]any{
 			"passwordCredentials": passwords,
 			"keyCredentials":      []any{},

@@ -152,7 +152,7 @@ func (t *Tenant) serviceOf(host string) string {
 		return ServiceGraph
 	case t.vaultHost:
 		return ServiceKeyVault
-	case ARMHost:
+	case ARMHost, ARMHostUSGov:
 		return ServiceARM
 	}
 	return ""
@@ -162,7 +162,7 @@ func (t *Tenant) serviceOf(host string) string {
 func tunnelable(host string) bool {
 	host = strings.ToLower(host)
 	switch host {
-	case GraphHost, ARMHost, LoginHost:
+	case GraphHost, ARMHost, ARMHostUSGov, LoginHost:
 		return true
 	}
 	return strings.HasSuffix(host, VaultSuffix) && len(host) > len(VaultSuffix)
@@ -247,7 +247,9 @@ func (t *Tenant) execute(req *request, rt route) answer {
 	t.mu.Lock()
 	f, ok := t.takeFault(req.service, rt.op, false)
 	t.mu.Unlock()
-	if ok {
+	if ok && f.Kind == FaultHook {
+		f.Hook(t)
+	} else if ok {
 		return t.fire(req, f)
 	}
 	var ans answer
@@ -271,7 +273,9 @@ func (t *Tenant) execute(req *request, rt route) answer {
 	t.mu.Lock()
 	f, ok = t.takeFault(req.service, rt.op, true)
 	t.mu.Unlock()
-	if ok {
+	if ok && f.Kind == FaultHook {
+		f.Hook(t)
+	} else if ok {
 		return t.fire(req, f)
 	}
 	return ans

@@ -19,6 +19,9 @@ type State struct {
 	ServicePrincipals   []ServicePrincipal
 	AppRoleAssignments  []AppRoleAssignment
 	Secrets             []Secret
+	// DeletedSecrets are soft-deleted Key Vault secrets (GET /deletedsecrets): their name cannot be reused
+	// until they are recovered or purged.
+	DeletedSecrets []DeletedSecret
 }
 
 // Application is a Graph application object.
@@ -106,6 +109,17 @@ type AppRoleAssignment struct {
 type Secret struct {
 	Name     string
 	Versions []SecretVersion
+}
+
+// DeletedSecret is a soft-deleted Key Vault secret with all its versions, oldest first.
+type DeletedSecret struct {
+	Name               string
+	Versions           []SecretVersion
+	DeletedDate        time.Time
+	ScheduledPurgeDate time.Time
+	// RecoveredAt is set while a recovery runs: when it completes (wall clock). The secret moves back to
+	// Secrets at the first Key Vault request (or test call) after it.
+	RecoveredAt time.Time
 }
 
 // SecretVersion is one version of a Key Vault secret.
@@ -247,6 +261,16 @@ func (s *State) clone() State {
 			sec.Versions[j].Tags = maps.Clone(sec.Versions[j].Tags)
 		}
 		c.Secrets[i] = sec
+	}
+	if s.DeletedSecrets != nil {
+		c.DeletedSecrets = make([]DeletedSecret, len(s.DeletedSecrets))
+		for i, d := range s.DeletedSecrets {
+			d.Versions = slices.Clone(d.Versions)
+			for j := range d.Versions {
+				d.Versions[j].Tags = maps.Clone(d.Versions[j].Tags)
+			}
+			c.DeletedSecrets[i] = d
+		}
 	}
 	return c
 }

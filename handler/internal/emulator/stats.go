@@ -31,6 +31,9 @@ const (
 	OpListSecretVersions       = "keyvault.listSecretVersions"
 	OpListSecrets              = "keyvault.listSecrets"
 	OpUpdateSecretProperties   = "keyvault.updateSecretProperties"
+	OpDeleteSecret             = "keyvault.deleteSecret"         // DELETE /secrets/{name}
+	OpGetDeletedSecret         = "keyvault.getDeletedSecret"     // GET /deletedsecrets/{name}
+	OpRecoverDeletedSecret     = "keyvault.recoverDeletedSecret" // POST /deletedsecrets/{name}/recover
 	OpIdentityToken            = "identity.token"
 	OpRefreshConfigReferences  = "arm.refreshConfigReferences"
 	opUnknownSuffix            = ".unknown"

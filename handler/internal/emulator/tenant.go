@@ -105,14 +105,17 @@ type Tenant struct {
 	concurrencyWindow   time.Duration
 	maxPasswordLifetime time.Duration
 	lastCredChange      map[string]time.Time // application object id -> wall clock
+	graphRealism        realism              // SetGraphRealism and what it needs to know (realism.go)
 	sites               map[string]int       // lower-cased site id -> status
 	siteNames           map[string]string    // lower-cased site id -> id as registered
+	identityFailure     identityFailure      // SetIdentityFailure (front.go)
 	faults              []*faultEntry
 	rng                 *rand.Rand
 	stats               Stats
 	issued              []string
 	unknown             []string
 	tunnels             map[net.Conn]struct{}
+	vaultRealism        vaultRealism // Key Vault behaviours that are off by default (vault_deleted.go)
 }
 
 // Start starts an emulated tenant. Close it when done.
@@ -161,7 +164,7 @@ func Start(opts Options) (*Tenant, error) {
 	t.issued = append(t.issued, t.identityHeader)
 	t.seed(opts.NoIntune)
 
-	ca, err := newCertAuthority([]string{GraphHost, vaultPattern, ARMHost, LoginHost})
+	ca, err := newCertAuthority([]string{GraphHost, vaultPattern, ARMHost, ARMHostUSGov, LoginHost})
 	if err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}

@@ -23,6 +23,15 @@ var vaultActionRoles = map[string][]string{
 	"getSecret":    {VaultRoleSecretsOfficer, VaultRoleAdministrator, VaultRoleSecretsUser},
 	"setSecret":    {VaultRoleSecretsOfficer, VaultRoleAdministrator},
 	"readMetadata": {VaultRoleSecretsOfficer, VaultRoleAdministrator, VaultRoleSecretsUser, VaultRoleReader},
+	"delete":       {VaultRoleSecretsOfficer, VaultRoleAdministrator},
+	"readDeleted":  {VaultRoleSecretsOfficer, VaultRoleAdministrator},
+	"recover":      {VaultRoleSecretsOfficer, VaultRoleAdministrator},
+}
+
+// vaultDataActions are the RBAC data actions of the actions whose name is not secrets/<action>/action.
+var vaultDataActions = map[string]string{
+	"delete":      "Microsoft.KeyVault/vaults/secrets/delete",
+	"readDeleted": "Microsoft.KeyVault/vaults/deletedsecrets/read",
 }
 
 const maxKeyVaultResults = 25
@@ -30,9 +39,26 @@ const maxKeyVaultResults = 25
 // vaultBase is the vault URL without the trailing slash.
 func (t *Tenant) vaultBase() string { return "https://" + t.vaultHost }
 
-// vaultRoute maps a Key Vault request to its operation.
+// vaultRoute maps a Key Vault request to its operation. Every handler first completes the recoveries
+// whose delay has passed.
 func (t *Tenant) vaultRoute(req *request) (route, bool) {
+	rt, ok := t.vaultRouteOf(req)
+	if ok {
+		h := rt.handle
+		rt.handle = func(r *request) answer {
+			t.settleRecoveries()
+			return h(r)
+		}
+	}
+	return rt, ok
+}
+
+// vaultRouteOf maps a Key Vault request to its operation.
+func (t *Tenant) vaultRouteOf(req *request) (route, bool) {
 	segs := req.segs
+	if len(segs) > 0 && strings.EqualFold(segs[0], "deletedsecrets") {
+		return t.deletedSecretRoute(req)
+	}
 	if len(segs) == 0 || !strings.EqualFold(segs[0], "secrets") {
 		return route{}, false
 	}
@@ -49,6 +75,9 @@ func (t *Tenant) vaultRoute(req *request) (route, bool) {
 	case len(segs) == 2 && m == http.MethodPut:
 		name := segs[1]
 		return route{op: OpSetSecret, write: true, handle: func(r *request) answer { return t.setSecret(r, name) }}, true
+	case len(segs) == 2 && m == http.MethodDelete:
+		name := segs[1]
+		return route{op: OpDeleteSecret, write: true, handle: func(r *request) answer { return t.deleteSecret(r, name) }}, true
 	case len(segs) == 2 || (len(segs) == 3 && segs[2] == ""):
 		name := segs[1]
 		return get(OpGetSecret, func(r *request) answer { return t.getSecret(r, name, "") })
@@ -100,6 +129,12 @@ func (t *Tenant) vaultAuth(req *request) *answer {
 		return t.vaultChallenge(req, "AKV10011: Token signature validation failed.")
 	}
 	req.claims = c
+	t.mu.Lock()
+	firewall := t.vaultRealism.firewall
+	t.mu.Unlock()
+	if firewall {
+		return t.vaultFirewallAnswer(c)
+	}
 	return nil
 }
 
@@ -115,10 +150,14 @@ func (t *Tenant) vaultAllowed(req *request, action, resource string) *answer {
 		}
 	}
 	c := req.claims
+	dataAction, ok := vaultDataActions[action]
+	if !ok {
+		dataAction = "Microsoft.KeyVault/vaults/secrets/" + action + "/action"
+	}
 	msg := "Caller is not authorized to perform action on resource.\r\n" +
 		"If role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n" +
 		fmt.Sprintf("Caller: appid=%s;oid=%s;iss=%s\r\n", c.AppID, c.Oid, c.Iss) +
-		fmt.Sprintf("Action: 'Microsoft.KeyVault/vaults/secrets/%s/action'\r\n", action) +
+		fmt.Sprintf("Action: '%s'\r\n", dataAction) +
 		fmt.Sprintf("Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/emulated/providers/microsoft.keyvault/vaults/%s%s'\r\n", t.vaultName, resource) +
 		"Assignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\n" +
 		fmt.Sprintf("Vault: %s;location=westeurope\r\n", t.vaultName)
@@ -278,6 +317,9 @@ func (t *Tenant) setSecret(req *request, name string) answer {
 	if ans := t.vaultAllowed(req, "setSecret", "/secrets/"+name); ans != nil {
 		return *ans
 	}
+	if ans := t.deletedConflict(name); ans != nil {
+		return *ans
+	}
 	w, bad := t.parseSecretWrite(req, true)
 	if bad != nil {
 		return *bad
@@ -392,6 +434,9 @@ func (t *Tenant) listSecretVersions(req *request, name string) answer {
 	}
 	if ans := t.vaultAllowed(req, "readMetadata", "/secrets/"+name); ans != nil {
 		return *ans
+	}
+	if t.deletedSecret(name) != nil {
+		return t.secretNotFound(req, name)
 	}
 	var items []map[string]any
 	if sec := t.state.Secret(name); sec != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ const (
 	codeSameKeyValue         = "Request_MultipleObjectsWithSameKeyValue"
 	codeConcurrency          = "Directory_ConcurrencyViolation"
 	codeLifetimePolicy       = "CredentialInvalidLifetimeAsPerAppPolicy"
+	codePasswordsForbidden   = "CredentialTypeNotAllowedAsPerAppPolicy"
 	codeObjectConflict       = "ObjectConflict" // in error.details, with the conflicting property as target
 	propertyUniqueName       = "uniqueName"
 	maxMessageInServiceError = 500
@@ -40,6 +42,24 @@ const (
 	msgAlreadyExists = "already exists"
 	// "Another object with the same value for property uniqueName already exists."
 	msgSameUniqueName = "same value for property uniquename"
+	// 403 Authorization_RequestDenied "When using this permission, the backing application of the service
+	// principal being created must in the local tenant": under Application.ReadWrite.OwnedBy while the
+	// fresh application replicates (hamilton appNotReplicated, azure-cli role/custom.py).
+	msgBackingApplication = "backing application of the service principal being created must in the local tenant"
+	// 400 "Not a valid reference update.": an app role assignment to a principal that has not replicated
+	// (terraform-provider-azuread app_role_assignment_resource.go).
+	msgNotValidReference = "not a valid reference update"
+)
+
+// Advice for the causes of a 403 that a missing permission does not explain.
+const (
+	adviceNotOwner = "the function's managed identity holds " + NeedApplicationOwnedBy + " but does not own this application, " +
+		"and that permission manages only the applications the identity created. This happens when the function app " +
+		"was recreated with a new system-assigned identity: use a user-assigned identity (it outlives the function app), " +
+		"or add this identity as an owner of the application (Entra admin center > App registrations > the application > Owners)"
+	advicePasswordsForbidden = "the tenant's app management policy forbids client secrets for this application: ask an administrator " +
+		"to exempt it from the policy's password restriction (Entra admin center > Enterprise applications > App management policies, " +
+		"or the application's own appManagementPolicy)"
 )
 
 // graphError is what an SDK error tells about Graph's answer.
@@ -79,17 +99,39 @@ func (d *Directory) classify(ctx context.Context, o op, a *answer, err error) er
 	}
 	se := &appreg.ServiceError{Service: appreg.ServiceGraph, Status: ge.status, Code: ge.code, Message: clip(ge.message)}
 	se.Kind = kindOf(o, ge)
-	if se.Kind == appreg.ErrForbidden {
-		se.Need = o.need
-	}
+	d.explain(ctx, o, se)
 	return se
+}
+
+// explain says what a classified failure means when Graph's code alone does not: for a 403, whether the
+// identity's token lacks the permission the operation needs (Need) or holds it, in which case a write to
+// an application under Application.ReadWrite.OwnedBy was refused because the identity does not own it.
+// The token's roles are the evidence; without them the permission is named as before.
+func (d *Directory) explain(ctx context.Context, o op, se *appreg.ServiceError) {
+	switch se.Kind {
+	case appreg.ErrPasswordsForbidden:
+		se.Advice = advicePasswordsForbidden
+		return
+	case appreg.ErrForbidden:
+	default:
+		return
+	}
+	se.Need = o.need
+	roles, ok := d.roles(ctx)
+	if !ok || o.need == "" || !slices.Contains(roles, o.need) {
+		return
+	}
+	se.Need = ""
+	if o.owned && o.need == NeedApplicationOwnedBy && !slices.Contains(roles, roleApplicationReadWriteAll) {
+		se.Advice = adviceNotOwner
+	}
 }
 
 // itemError classifies the failed answer of one request inside a JSON batch: its status and its body,
 // an OData error object, by the same table as a failed call. The SDK's retry handler sees only the
 // batch's own answer, so an item's Retry-After (Graph throttles each request of a batch on its own) is
 // handed to the engine's retries.
-func itemError(o op, status int, headers map[string]string, body []byte) error {
+func (d *Directory) itemError(ctx context.Context, o op, status int, headers map[string]string, body []byte) error {
 	ge := graphError{status: status}
 	var env struct {
 		Error *struct {
@@ -109,9 +151,7 @@ func itemError(o op, status int, headers map[string]string, body []byte) error {
 		}
 	}
 	se := &appreg.ServiceError{Service: appreg.ServiceGraph, Status: status, Code: ge.code, Message: clip(ge.message), Kind: kindOf(o, ge)}
-	if se.Kind == appreg.ErrForbidden {
-		se.Need = o.need
-	}
+	d.explain(ctx, o, se)
 	if n, err := strconv.Atoi(strings.TrimSpace(header(headers, "Retry-After"))); err == nil && n > 0 {
 		se.RetryAfter = min(time.Duration(n)*time.Second, maxRetryAfter)
 	}
@@ -125,6 +165,9 @@ const maxRetryAfter = time.Minute
 func kindOf(o op, ge graphError) error {
 	msg := strings.ToLower(ge.message)
 	switch {
+	case o.spCreate && ge.status == http.StatusForbidden && strings.Contains(msg, msgBackingApplication):
+		// Not a missing permission: the application this service principal is for has not replicated.
+		return appreg.ErrNotReplicated
 	case ge.status == http.StatusForbidden:
 		return appreg.ErrForbidden
 	case ge.status == http.StatusTooManyRequests:
@@ -135,12 +178,20 @@ func kindOf(o op, ge graphError) error {
 		return appreg.ErrConcurrency
 	case ge.hasCode(codeLifetimePolicy):
 		return appreg.ErrLifetimePolicy
+	case ge.hasCode(codePasswordsForbidden):
+		return appreg.ErrPasswordsForbidden
 	case ge.uniqueNameConflict(msg):
 		return appreg.ErrUniqueNameTaken
 	case o.write && (ge.status == http.StatusBadRequest || ge.status == http.StatusNotFound) &&
 		(strings.Contains(msg, msgNotPresent) || strings.Contains(msg, msgNoValidApplication)):
 		// Our own write refers to an object (the application, a principal) that this replica of the
 		// directory does not have yet.
+		return appreg.ErrNotReplicated
+	case o.assign && (ge.status == http.StatusNotFound || ge.code == codeResourceNotFound ||
+		(ge.status == http.StatusBadRequest && strings.Contains(msg, msgNotValidReference))):
+		// An assignment for a principal that has not replicated: Graph answers a plain 404 or 400 "Not a
+		// valid reference update." as well. The engine assigns only to resources it has read, so a 404
+		// here is the fresh principal.
 		return appreg.ErrNotReplicated
 	case ge.status == http.StatusNotFound || ge.code == codeResourceNotFound:
 		return appreg.ErrNotFound

@@ -15,6 +15,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ const (
 	NeedApplicationReadAll  = "Application.Read.All"
 	NeedAppRoleAssignmentRW = "AppRoleAssignment.ReadWrite.All"
 	NeedPolicyReadAll       = "Policy.Read.All"
+
+	// roleApplicationReadWriteAll manages every application, owned or not.
+	roleApplicationReadWriteAll = "Application.ReadWrite.All"
 )
 
 // maxPages bounds every paged read, in case a service keeps answering with a nextLink.
@@ -73,6 +77,8 @@ type Directory struct {
 
 	mu       sync.Mutex
 	tenantID string
+	tokRoles []string // the roles claim of the token that gave tenantID
+	tokRead  bool
 }
 
 var _ appreg.Directory = (*Directory)(nil)
@@ -211,9 +217,12 @@ func (errorBodyBuffer) Intercept(p khttp.Pipeline, i int, req *http.Request) (*h
 
 // op describes one operation for error classification.
 type op struct {
-	what  string // "adding password to application 123"
-	need  string // the permission a 403 means is missing
-	write bool   // our own write: a missing referenced object means replication delay
+	what     string // "adding password to application 123"
+	need     string // the permission a 403 means is missing
+	write    bool   // our own write: a missing referenced object means replication delay
+	owned    bool   // a write to our application, which Application.ReadWrite.OwnedBy allows only to its owner
+	spCreate bool   // creating a service principal
+	assign   bool   // granting an app role
 }
 
 func (d *Directory) start(ctx context.Context) (context.Context, *answer) {
@@ -237,7 +246,46 @@ func (d *Directory) TenantID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("reading the tenant id: %w", err)
 	}
 	d.tenantID = tid
+	d.tokRoles, d.tokRead = rolesOf(tok.Token), true
 	return tid, nil
+}
+
+// roles is the roles claim of the credential's Graph token: the application permissions the identity
+// holds (as of that token; a managed identity's token is cached for up to 24 h). ok is false when no
+// token could be read. The token comes from the credential's cache, so this costs no request once
+// TenantID ran.
+func (d *Directory) roles(ctx context.Context) ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tokRead {
+		return d.tokRoles, true
+	}
+	tok, err := d.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{d.scope}})
+	if err != nil {
+		return nil, false
+	}
+	d.tokRoles, d.tokRead = rolesOf(tok.Token), true
+	return d.tokRoles, true
+}
+
+// rolesOf reads the roles claim of a JWT without verifying it (it came from our own credential over
+// TLS, and only explains an error); nil when it has none or is not a JWT.
+func rolesOf(token string) []string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil
+	}
+	var claims struct {
+		Roles []string `json:"roles"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return nil
+	}
+	return claims.Roles
 }
 
 // quoteKey escapes a string for an OData key literal ('…').
@@ -263,7 +311,7 @@ func (d *Directory) Application(ctx context.Context, uniqueName string) (appreg.
 // UpsertApplication creates (created=true, Graph answered 201 with the object) or updates (204) the
 // application with that uniqueName, with PATCH and "Prefer: create-if-missing".
 func (d *Directory) UpsertApplication(ctx context.Context, uniqueName string, spec appreg.AppSpec) (bool, error) {
-	o := op{what: fmt.Sprintf("creating or updating application %s", uniqueName), need: NeedApplicationOwnedBy, write: true}
+	o := op{what: fmt.Sprintf("creating or updating application %s", uniqueName), need: NeedApplicationOwnedBy, write: true, owned: true}
 	body := models.NewApplication()
 	displayName, audience := spec.DisplayName, spec.SignInAudience
 	body.SetDisplayName(&displayName)
@@ -298,7 +346,7 @@ func (d *Directory) UpsertApplication(ctx context.Context, uniqueName string, sp
 
 // AddPassword adds a client secret and returns it with its value, which Graph shows only once.
 func (d *Directory) AddPassword(ctx context.Context, objectID, displayName string, end time.Time) (appreg.PasswordCredential, string, error) {
-	o := op{what: fmt.Sprintf("adding password to application %s", objectID), need: NeedApplicationOwnedBy, write: true}
+	o := op{what: fmt.Sprintf("adding password to application %s", objectID), need: NeedApplicationOwnedBy, write: true, owned: true}
 	pc := models.NewPasswordCredential()
 	pc.SetDisplayName(&displayName)
 	if !end.IsZero() {
@@ -321,7 +369,7 @@ func (d *Directory) AddPassword(ctx context.Context, objectID, displayName strin
 
 // RemovePassword removes a client secret.
 func (d *Directory) RemovePassword(ctx context.Context, objectID, keyID string) error {
-	o := op{what: fmt.Sprintf("removing password %s from application %s", keyID, objectID), need: NeedApplicationOwnedBy}
+	o := op{what: fmt.Sprintf("removing password %s from application %s", keyID, objectID), need: NeedApplicationOwnedBy, owned: true}
 	id, err := uuid.Parse(keyID)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.what, rejected(fmt.Sprintf("keyId %q is not a GUID", keyID)))
@@ -354,7 +402,7 @@ func (d *Directory) ServicePrincipal(ctx context.Context, appID string) (appreg.
 
 // CreateServicePrincipal creates the service principal of an appId.
 func (d *Directory) CreateServicePrincipal(ctx context.Context, appID string) (appreg.ServicePrincipal, error) {
-	o := op{what: fmt.Sprintf("creating the service principal of %s", appID), need: NeedApplicationOwnedBy, write: true}
+	o := op{what: fmt.Sprintf("creating the service principal of %s", appID), need: NeedApplicationOwnedBy, write: true, owned: true, spCreate: true}
 	body := models.NewServicePrincipal()
 	id := appID
 	body.SetAppId(&id)
@@ -414,7 +462,7 @@ func (d *Directory) assignmentPages(ctx context.Context, o op, builder *servicep
 
 // AssignAppRole grants an app role to principalID on the resource service principal resourceID.
 func (d *Directory) AssignAppRole(ctx context.Context, principalID, resourceID, appRoleID string) (appreg.AppRoleAssignment, error) {
-	o := op{what: fmt.Sprintf("assigning app role %s of %s to %s", appRoleID, resourceID, principalID), need: NeedAppRoleAssignmentRW, write: true}
+	o := op{what: fmt.Sprintf("assigning app role %s of %s to %s", appRoleID, resourceID, principalID), need: NeedAppRoleAssignmentRW, write: true, assign: true}
 	ids := make([]uuid.UUID, 3)
 	for i, s := range []string{principalID, resourceID, appRoleID} {
 		id, err := uuid.Parse(s)

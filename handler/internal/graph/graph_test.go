@@ -395,6 +395,40 @@ func TestForbiddenNamesPermission(t *testing.T) {
 	}
 }
 
+// TestForbiddenNamesTheCause: a 403 on a write that the identity's token allows is not a missing
+// permission. Under Application.ReadWrite.OwnedBy it means the identity does not own the application (a
+// recreated function app with a new system-assigned identity): the error says so and what to do.
+func TestForbiddenNamesTheCause(t *testing.T) {
+	ctx := ctxFor(t)
+	ten := emulatortest.Start(t, emulator.Options{})
+	d := newDirectory(t, ten, nil)
+	app := mustUpsert(t, ctx, ten, d, "scepman")
+	if _, err := d.TenantID(ctx); err != nil {
+		t.Fatalf("TenantID: %v", err)
+	}
+	ten.Mutate(func(s *emulator.State) { s.Application("scepman").Owners = []string{emulator.NewGUID()} })
+	calls := map[string]func() error{
+		"add password": func() error { _, _, err := d.AddPassword(ctx, app.ID, "x", time.Now().Add(time.Hour)); return err },
+		"update":       func() error { _, err := d.UpsertApplication(ctx, "scepman", level0Spec("SCEPman 2")); return err },
+		"remove password": func() error {
+			return d.RemovePassword(ctx, app.ID, emulator.NewGUID())
+		},
+		"create service principal": func() error { _, err := d.CreateServicePrincipal(ctx, app.AppID); return err },
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			var se *appreg.ServiceError
+			if !errors.Is(err, appreg.ErrForbidden) || !errors.As(err, &se) {
+				t.Fatalf("err = %v, want ErrForbidden", err)
+			}
+			if se.Need != "" || !strings.Contains(se.Advice, "does not own this application") || !strings.Contains(err.Error(), "user-assigned identity") {
+				t.Errorf("ServiceError need %q advice %q; want no missing permission, and the ownership named with the advice to use a user-assigned identity", se.Need, se.Advice)
+			}
+		})
+	}
+}
+
 // row is one case of TestErrorClassification.
 type row struct {
 	name string
@@ -448,6 +482,24 @@ func TestErrorClassification(t *testing.T) {
 				s(ten)
 			}
 			_, err := d.Application(ctx, "scepman")
+			return err
+		}
+	}
+	assign := func(setup ...func(*emulator.Tenant)) func(*testing.T, context.Context, *emulator.Tenant, *graph.Directory) error {
+		return func(t *testing.T, ctx context.Context, ten *emulator.Tenant, d *graph.Directory) error {
+			app := mustUpsert(t, ctx, ten, d, "scepman")
+			msGraph, err := d.ServicePrincipal(ctx, appreg.GraphAppID)
+			if err != nil {
+				t.Fatalf("ServicePrincipal(Microsoft Graph): %v", err)
+			}
+			sp, err := d.CreateServicePrincipal(ctx, app.AppID)
+			if err != nil {
+				t.Fatalf("CreateServicePrincipal: %v", err)
+			}
+			for _, s := range setup {
+				s(ten)
+			}
+			_, err = d.AssignAppRole(ctx, sp.ID, msGraph.ID, directoryReadAll)
 			return err
 		}
 	}
@@ -541,6 +593,23 @@ func TestErrorClassification(t *testing.T) {
 				_, err := d.Application(ctx, "scepman")
 				return err
 			}},
+		{name: "403 backing application not in the local tenant: replication, not a permission", wantKind: appreg.ErrNotReplicated, wantStatus: 403,
+			wantCode: "Authorization_RequestDenied",
+			run: func(t *testing.T, ctx context.Context, ten *emulator.Tenant, d *graph.Directory) error {
+				app := mustUpsert(t, ctx, ten, d, "scepman")
+				fault(emulator.OpCreateServicePrincipal, emulator.Fault{Status: 403, Code: "Authorization_RequestDenied",
+					Message: "When using this permission, the backing application of the service principal being created must in the local tenant"})(ten)
+				_, err := d.CreateServicePrincipal(ctx, app.AppID)
+				return err
+			}},
+		{name: "400 not a valid reference update on an assignment: replication", wantKind: appreg.ErrNotReplicated, wantStatus: 400,
+			run: assign(fault(emulator.OpAssignAppRole, emulator.Fault{Status: 400, Code: "Request_BadRequest", Message: "Not a valid reference update."}))},
+		{name: "plain 404 on an assignment: replication", wantKind: appreg.ErrNotReplicated, wantStatus: 404,
+			run: assign(fault(emulator.OpAssignAppRole, emulator.Fault{Status: 404, Code: "Request_ResourceNotFound", Message: "Resource 'x' does not exist."}))},
+		{name: "passwords forbidden by the app management policy", wantKind: appreg.ErrPasswordsForbidden, wantStatus: 400,
+			wantCode: "CredentialTypeNotAllowedAsPerAppPolicy",
+			run: addPassword(fault(emulator.OpAddPassword, emulator.Fault{Status: 400, Code: "CredentialTypeNotAllowedAsPerAppPolicy",
+				Message: "Password credentials are not allowed as per assigned policy."}))},
 		{name: "other 4xx", wantKind: appreg.ErrRejected, wantStatus: 400, wantCode: "Request_BadRequest",
 			run: upsert(fault(emulator.OpUpsertApplication, emulator.Fault{Status: 400, Code: "Request_BadRequest", Message: "Invalid value specified for property 'displayName'."}))},
 	}

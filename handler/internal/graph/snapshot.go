@@ -244,7 +244,7 @@ func (d *Directory) batch(ctx context.Context, reads []snapshotRead) error {
 		}
 		it := ans.Responses[i]
 		if it.Status >= 400 {
-			err := itemError(r.op, it.Status, it.Headers, it.Body)
+			err := d.itemError(bctx, r.op, it.Status, it.Headers, it.Body)
 			if r.absentOK && errors.Is(err, appreg.ErrNotFound) {
 				continue
 			}

@@ -23,7 +23,22 @@ import (
 )
 
 // NeedSecretsOfficer is what a 403 from Key Vault means the function's identity lacks.
-const NeedSecretsOfficer = "the Key Vault Secrets Officer role on the vault"
+const NeedSecretsOfficer = "the Key Vault Secrets Officer role on the vault (or, on a vault with access policies, an access policy with the secret permissions get, list, set and recover)"
+
+// Key Vault's inner error codes that decide a classification (error.innererror.code).
+const (
+	innerDeletedButRecoverable = "ObjectIsDeletedButRecoverable"
+	innerBeingRecovered        = "ObjectIsBeingRecovered"
+	innerSecretDisabled        = "SecretDisabled"
+	innerFirewall              = "ForbiddenByFirewall"
+)
+
+// AdviceFirewall is the cause of a 403 ForbiddenByFirewall.
+const AdviceFirewall = "the vault's firewall refuses the function app's network address: in the vault's Networking settings " +
+	"allow the function app's outbound addresses or its virtual network, or reach the vault through a private endpoint"
+
+// AdviceDisabled is the cause of a 403 SecretDisabled.
+const AdviceDisabled = "the secret's current version is disabled, so nobody can read it: provision or rotate stores a new version"
 
 // Vault implements appreg.Vault on one Key Vault.
 type Vault struct {
@@ -171,6 +186,43 @@ func (v *Vault) SetSecret(ctx context.Context, s appreg.NewSecret) (appreg.Secre
 	return sv, nil
 }
 
+// DeletedSecret reads a deleted-but-recoverable secret; ErrNotFound when there is none.
+func (v *Vault) DeletedSecret(ctx context.Context, name string) (appreg.DeletedSecret, error) {
+	if err := checkName(name); err != nil {
+		return appreg.DeletedSecret{}, fmt.Errorf("reading deleted secret %s: %w", name, err)
+	}
+	resp, err := v.client.GetDeletedSecret(ctx, name, nil)
+	resp.Value = nil // the value is never kept
+	if err != nil {
+		return appreg.DeletedSecret{}, fmt.Errorf("reading deleted secret %s: %w", name, classify(ctx, err))
+	}
+	sv := fromBundle(resp.ID, resp.Attributes, resp.ContentType, resp.Tags)
+	ds := appreg.DeletedSecret{ID: sv.ID, Tags: sv.Tags}
+	if resp.RecoveryID != nil {
+		ds.RecoveryID = *resp.RecoveryID
+	}
+	if resp.DeletedDate != nil {
+		ds.DeletedOn = resp.DeletedDate.UTC()
+	}
+	if resp.ScheduledPurgeDate != nil {
+		ds.ScheduledPurge = resp.ScheduledPurgeDate.UTC()
+	}
+	return ds, nil
+}
+
+// RecoverDeletedSecret starts the recovery of a deleted secret with all its versions.
+func (v *Vault) RecoverDeletedSecret(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("recovering deleted secret %s: %w", name, err)
+	}
+	resp, err := v.client.RecoverDeletedSecret(ctx, name, nil)
+	resp.Value = nil
+	if err != nil {
+		return fmt.Errorf("recovering deleted secret %s: %w", name, classify(ctx, err))
+	}
+	return nil
+}
+
 func fromBundle(id *azsecrets.ID, attrs *azsecrets.SecretAttributes, contentType *string, tags map[string]*string) appreg.SecretVersion {
 	var sv appreg.SecretVersion
 	if id != nil {
@@ -212,10 +264,19 @@ func classify(ctx context.Context, err error) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
 		se := &appreg.ServiceError{Service: appreg.ServiceKeyVault, Status: re.StatusCode, Code: re.ErrorCode}
-		se.Message, se.Code = responseMessage(re)
+		var inner string
+		se.Message, se.Code, inner = responseMessage(re)
 		switch s := re.StatusCode; {
 		case s == http.StatusNotFound:
 			se.Kind = appreg.ErrNotFound
+		case s == http.StatusConflict && inner == innerDeletedButRecoverable:
+			se.Kind = appreg.ErrSecretDeleted
+		case s == http.StatusConflict && inner == innerBeingRecovered:
+			se.Kind = appreg.ErrRecovering
+		case s == http.StatusForbidden && inner == innerSecretDisabled:
+			se.Kind, se.Advice = appreg.ErrSecretDisabled, AdviceDisabled
+		case s == http.StatusForbidden && inner == innerFirewall:
+			se.Kind, se.Advice = appreg.ErrForbidden, AdviceFirewall
 		case s == http.StatusForbidden:
 			se.Kind = appreg.ErrForbidden
 			se.Need = NeedSecretsOfficer
@@ -236,15 +297,15 @@ func classify(ctx context.Context, err error) error {
 }
 
 // responseMessage reads Key Vault's error envelope {"error":{"code","message","innererror":{"code"}}}.
-// Only the message and codes are kept: never the raw body.
-func responseMessage(re *azcore.ResponseError) (msg, code string) {
+// Only the message and codes are kept: never the raw body. code is "code/innercode" when they differ.
+func responseMessage(re *azcore.ResponseError) (msg, code, inner string) {
 	code = re.ErrorCode
 	if re.RawResponse == nil {
-		return "", code
+		return "", code, ""
 	}
 	body, err := runtime.Payload(re.RawResponse)
 	if err != nil || len(body) == 0 {
-		return "", code
+		return "", code, ""
 	}
 	var env struct {
 		Error struct {
@@ -256,13 +317,16 @@ func responseMessage(re *azcore.ResponseError) (msg, code string) {
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &env) != nil {
-		return "", code
+		return "", code, ""
 	}
 	if code == "" {
 		code = env.Error.Code
 	}
-	if env.Error.InnerError != nil && env.Error.InnerError.Code != "" && env.Error.InnerError.Code != code {
-		code += "/" + env.Error.InnerError.Code
+	if env.Error.InnerError != nil {
+		inner = env.Error.InnerError.Code
 	}
-	return env.Error.Message, code
+	if inner != "" && inner != code {
+		code += "/" + inner
+	}
+	return env.Error.Message, code, inner
 }

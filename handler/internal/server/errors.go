@@ -25,14 +25,17 @@ const (
 	CodeInvalidConfiguration = "InvalidConfiguration"
 	CodeNonCompliant         = "NonCompliant" // 500: the compliance timer found errors it did not repair
 	CodeInternal             = "InternalError"
-	CodeUpstreamForbidden    = "UpstreamForbidden"        // 502: Graph or Key Vault answered 403
-	CodeUpstreamRejected     = "UpstreamRejected"         // 502: Graph or Key Vault refused the request
-	CodeUpstreamNotFound     = "UpstreamNotFound"         // 502: an object vanished under the engine
-	CodeUpstreamConflict     = "UpstreamConflict"         // 502: an object exists that should not
-	CodeLifetimePolicy       = "CredentialLifetimePolicy" // 502: the tenant's app management policy refused
-	CodeUniqueNameTaken      = "UniqueNameTaken"          // 502: a deleted application holds the uniqueName
-	CodeUpstreamUnavailable  = "UpstreamUnavailable"      // 503: throttled, unavailable or timed out
-	CodeCanceled             = "Canceled"                 // 503: the caller went away
+	CodeUpstreamForbidden    = "UpstreamForbidden"            // 502: Graph or Key Vault answered 403
+	CodeUpstreamRejected     = "UpstreamRejected"             // 502: Graph or Key Vault refused the request
+	CodeUpstreamNotFound     = "UpstreamNotFound"             // 502: an object vanished under the engine
+	CodeUpstreamConflict     = "UpstreamConflict"             // 502: an object exists that should not
+	CodeLifetimePolicy       = "CredentialLifetimePolicy"     // 502: the tenant's app management policy refused
+	CodeUniqueNameTaken      = "UniqueNameTaken"              // 502: a deleted application holds the uniqueName
+	CodePasswordsForbidden   = "PasswordCredentialsForbidden" // 502: the tenant's app management policy forbids client secrets
+	CodeSecretDisabled       = "SecretDisabled"               // 502: Key Vault refused a disabled version
+	CodeSecretDeleted        = "SecretDeleted"                // 502: Key Vault holds the name in soft delete
+	CodeUpstreamUnavailable  = "UpstreamUnavailable"          // 503: throttled, unavailable or timed out
+	CodeCanceled             = "Canceled"                     // 503: the caller went away
 )
 
 // ErrorBody is the JSON of every error answer.
@@ -72,6 +75,9 @@ var sentinels = []struct {
 }{
 	{appreg.ErrUniqueNameTaken, http.StatusBadGateway, CodeUniqueNameTaken},
 	{appreg.ErrLifetimePolicy, http.StatusBadGateway, CodeLifetimePolicy},
+	{appreg.ErrPasswordsForbidden, http.StatusBadGateway, CodePasswordsForbidden},
+	{appreg.ErrSecretDisabled, http.StatusBadGateway, CodeSecretDisabled},
+	{appreg.ErrSecretDeleted, http.StatusBadGateway, CodeSecretDeleted},
 	{appreg.ErrForbidden, http.StatusBadGateway, CodeUpstreamForbidden},
 	{appreg.ErrRejected, http.StatusBadGateway, CodeUpstreamRejected},
 	{appreg.ErrNotFound, http.StatusBadGateway, CodeUpstreamNotFound},
