@@ -48,16 +48,23 @@ package: ## build the linux/amd64 handler, stage dist/, zip it to dist/appreg-fu
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o dist/bin/handler ./handler
 	$(GO) run ./handler/cmd/pack -host host.json -handler dist/bin/handler -functions functions -stage dist -out $(PACKAGE_ZIP)
 
-# make deploy RESOURCE_GROUP=<group> [PARAMS=<file>]: Azure CLI, signed in (infra/README.md).
+# make deploy RESOURCE_GROUP=<group> [PARAMS=<file>]: Azure CLI, signed in (infra/README.md). The order matters:
+# infrastructure, then the Graph grant, then publish, then provision. A managed identity's token is cached for
+# up to 24 hours, so a function that ran before the grant would not see its permissions for a day. When the
+# signed-in account may not grant Graph permissions, `deploy.sh grant` prints the command for a Privileged
+# Role Administrator and stops; run make deploy again afterwards (the infrastructure step is idempotent).
 RESOURCE_GROUP ?=
 PARAMS ?= infra/main.parameters.json
-DEPLOY_ENV = RESOURCE_GROUP="$(RESOURCE_GROUP)" PARAMS="$(PARAMS)" PACKAGE="$(PACKAGE_ZIP)"
+PUBLISH_TIMEOUT ?= 600
+DEPLOY_ENV = RESOURCE_GROUP="$(RESOURCE_GROUP)" PARAMS="$(PARAMS)" PACKAGE="$(PACKAGE_ZIP)" PUBLISH_TIMEOUT="$(PUBLISH_TIMEOUT)"
 
-deploy: ## deploy infra/main.json to RESOURCE_GROUP with PARAMS, then publish the package (needs az, signed in)
+deploy: ## deploy to RESOURCE_GROUP with PARAMS: infrastructure, Graph grant, publish (retried while roles propagate), provision (needs az, signed in)
 	$(DEPLOY_ENV) bash infra/deploy.sh preflight
 	$(MAKE) --no-print-directory package
 	$(DEPLOY_ENV) bash infra/deploy.sh infra
+	$(DEPLOY_ENV) bash infra/deploy.sh grant
 	$(DEPLOY_ENV) bash infra/deploy.sh publish
+	$(DEPLOY_ENV) bash infra/deploy.sh provision
 
 SHELL_SCRIPTS = $(wildcard infra/*.sh) .ci/run
 

@@ -46,7 +46,19 @@ var contractSettings = map[string]string{
 	"APPREG_COMPLIANCE_SCHEDULE":      "0 0 */6 * * *",
 	"APPREG_ROTATION_SCHEDULE":        "0 30 3 * * *",
 	"APPREG_REFRESH_SITE_IDS":         "[]",
+	"APPREG_CONSENT":                  "admin",
+	"APPREG_ARM_ENDPOINT":             "",
 }
+
+// templateDefaults are the contract settings whose default in main.json differs from the handler's on
+// purpose, with the reason (infra/README.md): the template deploys the least privilege a review accepts.
+var templateDefaults = map[string]string{
+	"APPREG_CONSENT": "the handler defaults to grant; a deployment defaults to admin, so that the identity never holds AppRoleAssignment.ReadWrite.All unless asked",
+}
+
+// principalExpr is the one expression by which main.json names the function's managed identity: the
+// user-assigned identity (created here or given) or the app's system-assigned one.
+const principalExpr = "[if(variables('useUserAssigned'), reference(variables('identityResourceId'), '2023-01-31').principalId, reference(resourceId('Microsoft.Web/sites', parameters('appName')), '2024-04-01', 'Full').identity.principalId)]"
 
 var (
 	paramRef     = regexp.MustCompile(`parameters\('([^']+)'\)`)
@@ -341,13 +353,20 @@ func TestAppSettings(t *testing.T) {
 			got = string(b)
 		}
 		if !hasDefault || got != want[name] {
-			t.Errorf("app setting %s comes from parameter %s with default %v, want the contract's %q", name, m[1], def, want[name])
+			t.Errorf("app setting %s comes from parameter %s with default %v, want %q", name, m[1], def, want[name])
 		}
+		if why, ok := templateDefaults[name]; ok && !strings.Contains(fmt.Sprint(params[m[1]].(object)["metadata"]), "default") {
+			t.Errorf("parameter %s differs from the handler's default (%s) without saying so in its description", m[1], why)
+		}
+	}
+	if got := settings["APPREG_ARM_ENDPOINT"]; got != "[variables('armEndpoint')]" ||
+		!strings.Contains(fmt.Sprint(tmpl["variables"].(object)["armEndpoint"]), "environment().resourceManager") {
+		t.Errorf("APPREG_ARM_ENDPOINT = %q, want the cloud's ARM root (environment().resourceManager) without its trailing slash", got)
 	}
 	if _, ok := settings["AZURE_CLIENT_ID"]; ok {
 		t.Errorf("AZURE_CLIENT_ID is set unconditionally: set but empty, it breaks the system-assigned identity")
 	}
-	ua := regexp.MustCompile(`if\(variables\('useUserAssigned'\), createArray\(createObject\('name', 'AZURE_CLIENT_ID'`)
+	ua := regexp.MustCompile(`if\(variables\('useUserAssigned'\), createArray\(createObject\('name', 'AZURE_CLIENT_ID', 'value', reference\(variables\('identityResourceId'\), '2023-01-31'\)\.clientId\)`)
 	if !ua.MatchString(siteSettings) {
 		t.Errorf("AZURE_CLIENT_ID is not set for a user-assigned identity: %s", siteSettings)
 	}
@@ -415,7 +434,13 @@ func roleAssignments(t *testing.T) []roleAssignment {
 
 // isFunctionIdentity tells whether a principal expression is the function's managed identity.
 func isFunctionIdentity(expr string) bool {
-	return strings.Contains(expr, "identity.principalId") && strings.Contains(expr, "userAssignedIdentityResourceId")
+	return expr == principalExpr
+}
+
+// isProvisionScriptIdentity tells whether a principal expression is provision.json's deployment script
+// identity.
+func isProvisionScriptIdentity(expr string) bool {
+	return strings.Contains(expr, "parameters('scriptIdentityName')") && strings.HasSuffix(expr, ".principalId]")
 }
 
 func TestRoleAssignments(t *testing.T) {
@@ -440,6 +465,10 @@ func TestRoleAssignments(t *testing.T) {
 				t.Errorf("%s: principalType %q, want ServicePrincipal for a managed identity", ra.where, ra.principalType)
 			}
 			got[name] = true
+		case isProvisionScriptIdentity(ra.principal):
+			if name != "Website Contributor" || ra.scope != "[format('Microsoft.Web/sites/{0}', parameters('siteName'))]" {
+				t.Errorf("%s gives the provisioning script's identity %s at %q, want Website Contributor on the function app only", ra.where, name, ra.scope)
+			}
 		case name == "Key Vault Secrets User" && strings.Contains(ra.principal, "secretReaderPrincipalIds"):
 			if !strings.Contains(ra.scope, "Microsoft.KeyVault/vaults/") {
 				t.Errorf("%s gives a secret reader %s at scope %q, want the vault only", ra.where, name, ra.scope)
@@ -454,7 +483,7 @@ func TestRoleAssignments(t *testing.T) {
 		}
 	}
 
-	// On an existing vault with access policies, the identity gets secret get, list and set, nothing else.
+	// On a vault with access policies, the identity gets secret get, list, set and recover, nothing else.
 	for _, s := range allScopes(t) {
 		for _, r := range s.template["resources"].([]any) {
 			r := r.(object)
@@ -463,8 +492,11 @@ func TestRoleAssignments(t *testing.T) {
 			}
 			for _, p := range r["properties"].(object)["accessPolicies"].([]any) {
 				perms := p.(object)["permissions"].(object)
-				if len(perms) != 1 || fmt.Sprint(perms["secrets"]) != "[get list set]" {
-					t.Errorf("%s: access policy permissions %v, want secrets get, list, set only", s.name, perms)
+				if len(perms) != 1 || fmt.Sprint(perms["secrets"]) != "[get list set recover]" {
+					t.Errorf("%s: access policy permissions %v, want secrets get, list, set, recover only", s.name, perms)
+				}
+				if obj := fmt.Sprint(p.(object)["objectId"]); obj != "[parameters('principalId')]" {
+					t.Errorf("%s: access policy for %s, want the function's identity (parameters('principalId'))", s.name, obj)
 				}
 			}
 		}
@@ -518,8 +550,9 @@ func TestNoSecretDefaultsOrOutputs(t *testing.T) {
 				if script, ok := props["scriptContent"].(string); ok && regexp.MustCompile(`(?m)^\s*set\s+-[a-z]*x`).MatchString(script) {
 					t.Errorf("%v: the script traces its commands (set -x), which would log the key", r["name"])
 				}
-				if _, ok := r["identity"]; ok && r["type"] == "Microsoft.Resources/deploymentScripts" {
-					t.Errorf("%v: the deployment script needs no identity and gets none", r["name"])
+				if id, ok := r["identity"]; ok && r["type"] == "Microsoft.Resources/deploymentScripts" &&
+					!strings.Contains(fmt.Sprint(id), "parameters('scriptIdentityName')") {
+					t.Errorf("%v: the deployment script runs as %v, want only its own identity (scriptIdentityName)", r["name"], id)
 				}
 			}
 		})
@@ -554,18 +587,255 @@ func TestProvisionTemplate(t *testing.T) {
 	for _, e := range asSlice(props["environmentVariables"]) {
 		env[e.(object)["name"].(string)] = e.(object)
 	}
-	key := fmt.Sprint(env["FUNCTION_KEY"]["secureValue"])
-	if !strings.Contains(key, "listKeys(resourceId('Microsoft.Web/sites/host', parameters('functionAppName'), 'default')") ||
-		!strings.HasSuffix(key, ".functionKeys.default]") {
-		t.Errorf("FUNCTION_KEY = %q, want the host's default function key from listKeys as a secure value", key)
+	// listKeys in a template expression fails once, for good, while the host has not started: the script
+	// reads the key itself, inside its retry loop.
+	if _, ok := env["FUNCTION_KEY"]; ok {
+		t.Errorf("FUNCTION_KEY is passed in: the script must read the key inside its retry loop")
+	}
+	raw, err := os.ReadFile("provision.json")
+	must(t, err)
+	if regexp.MustCompile(`(?i)\[[^"]*listKeys\(`).Match(raw) {
+		t.Errorf("provision.json calls listKeys in a template expression")
+	}
+	if app := fmt.Sprint(env["FUNCTION_APP_ID"]["value"]); app != "[resourceId('Microsoft.Web/sites', parameters('functionAppName'))]" {
+		t.Errorf("FUNCTION_APP_ID = %q, want the function app's resource id", app)
+	}
+	loop := regexp.MustCompile(`(?s)while :; do.*read_key.*curl`)
+	if !loop.Match(want) || !strings.Contains(string(want), "/host/default/listkeys?api-version=") {
+		t.Errorf("provision-script.sh does not read the key with listkeys inside its retry loop")
+	}
+	id := fmt.Sprint(script["identity"])
+	if !strings.Contains(id, "UserAssigned") || !strings.Contains(id, "parameters('scriptIdentityName')") {
+		t.Errorf("deployment script identity = %s, want the dedicated user-assigned identity", id)
 	}
 	if host := fmt.Sprint(env["FUNCTION_HOST"]["value"]); !strings.Contains(host, ".defaultHostName") {
 		t.Errorf("FUNCTION_HOST = %q, want the site's defaultHostName (Flex apps may not be <name>.azurewebsites.net)", host)
 	}
 	outs := tmpl["outputs"].(object)
-	for _, name := range []string{"appId", "tenantId", "secretUri"} {
+	for _, name := range []string{"appId", "tenantId", "secretUri", "adminConsentUrl"} {
 		if _, ok := outs[name]; !ok {
 			t.Errorf("provision.json has no output %s", name)
 		}
+	}
+}
+
+// resourcesOf returns the resources of a scope's template with the given type.
+func resourcesOf(s scope, typ string) []object {
+	var out []object
+	for _, r := range asSlice(s.template["resources"]) {
+		if r := r.(object); r["type"] == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestRoleAssignmentNames: a role assignment's name is guid(scope, principal, role). With the principal in
+// the seed, a recreated function app (a new identity) gets new names instead of failing with
+// RoleAssignmentUpdateNotPermitted on the old ones; and a name must be computable when the deployment
+// starts, so the principal id of an identity created in the same deployment reaches it only as a parameter
+// of a nested deployment.
+func TestRoleAssignmentNames(t *testing.T) {
+	for _, s := range allScopes(t) {
+		for _, r := range resourcesOf(s, "Microsoft.Authorization/roleAssignments") {
+			name := fmt.Sprint(r["name"])
+			props := r["properties"].(object)
+			principal := fmt.Sprint(props["principalId"])
+			role := guidRE.FindString(fmt.Sprint(props["roleDefinitionId"]))
+			t.Run(s.name+" "+role, func(t *testing.T) {
+				if strings.Contains(name, "reference(") {
+					t.Errorf("name %s uses reference(): a name must be known when the deployment starts", name)
+				}
+				if !strings.HasPrefix(name, "[guid(") {
+					t.Fatalf("name %s is not a guid()", name)
+				}
+				if p := strings.Trim(principal, "[]"); !strings.Contains(name, p) {
+					t.Errorf("name %s is not seeded with the principal %s", name, principal)
+				}
+				if !strings.Contains(name, "'"+role+"'") {
+					t.Errorf("name %s is not seeded with the role id %s", name, role)
+				}
+				// The scope's resource id is part of the seed too.
+				scope := fmt.Sprint(r["scope"])
+				m := regexp.MustCompile(`format\('([A-Za-z./]+)/\{0\}`).FindStringSubmatch(scope)
+				if m == nil || !strings.Contains(name, "resourceId('"+m[1]) {
+					t.Errorf("name %s does not contain the resource id of its scope %s", name, scope)
+				}
+			})
+		}
+	}
+}
+
+// TestIdentity: a user-assigned identity by default, created by the template unless one is given, and
+// used everywhere the function authenticates.
+func TestIdentity(t *testing.T) {
+	tmpl := loadJSON(t, "main.json")
+	params := tmpl["parameters"].(object)
+	if got := params["identityType"].(object)["defaultValue"]; got != "UserAssigned" {
+		t.Errorf("identityType default = %v, want UserAssigned", got)
+	}
+	vars := tmpl["variables"].(object)
+	if got := fmt.Sprint(vars["identityResourceId"]); !strings.Contains(got, "userAssignedIdentityResourceId") ||
+		!strings.Contains(got, "resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', parameters('userAssignedIdentityName'))") {
+		t.Errorf("identityResourceId = %s, want the given identity or the one created here", got)
+	}
+	var created object
+	for _, r := range asSlice(tmpl["resources"]) {
+		if r := r.(object); r["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities" {
+			created = r
+		}
+	}
+	if created == nil || created["condition"] != "[variables('createIdentity')]" || created["name"] != "[parameters('userAssignedIdentityName')]" {
+		t.Errorf("no user-assigned identity created on condition createIdentity: %v", created)
+	}
+	site := siteResource(t, tmpl)
+	if id := fmt.Sprint(site["identity"]); !strings.Contains(id, "variables('identityResourceId')") {
+		t.Errorf("site identity = %s, want the user-assigned identity", id)
+	}
+	settings := fmt.Sprint(site["properties"].(object)["siteConfig"].(object)["appSettings"])
+	for _, name := range []string{"AZURE_CLIENT_ID", "AzureWebJobsStorage__clientId"} {
+		if !strings.Contains(settings, "createObject('name', '"+name+"', 'value', reference(variables('identityResourceId'), '2023-01-31').clientId)") {
+			t.Errorf("%s is not the user-assigned identity's client id", name)
+		}
+	}
+	if deps := fmt.Sprint(site["dependsOn"]); !strings.Contains(deps, "userAssignedIdentities") {
+		t.Errorf("the site does not depend on the identity it uses: %s", deps)
+	}
+	// Every principalId the function's roles go to is the one expression.
+	for _, s := range allScopes(t) {
+		if s.parent == nil {
+			continue
+		}
+		if p, ok := s.parent["properties"].(object)["parameters"].(object)["principalId"].(object); ok &&
+			strings.HasPrefix(s.name, "main.json") && p["value"] != principalExpr {
+			t.Errorf("%s: principalId = %v, want the function's identity", s.name, p["value"])
+		}
+	}
+	if got := tmpl["outputs"].(object)["functionAppPrincipalId"].(object)["value"]; got != principalExpr {
+		t.Errorf("functionAppPrincipalId output = %v", got)
+	}
+}
+
+// vaultDeployment returns the nested deployment that gives the function access to its vault.
+func vaultDeployment(t *testing.T) scope {
+	t.Helper()
+	for _, s := range allScopes(t) {
+		if s.parent != nil && strings.Contains(fmt.Sprint(s.parent["name"]), "appreg-keyvault") {
+			return s
+		}
+	}
+	t.Fatal("main.json has no appreg-keyvault nested deployment")
+	return scope{}
+}
+
+// TestKeyVaultAccess: the vault's permission model is read from the vault, not asked for; an RBAC vault gets
+// Key Vault Secrets Officer on the vault or on the one secret; an access-policy vault gets the policy.
+func TestKeyVaultAccess(t *testing.T) {
+	tmpl := loadJSON(t, "main.json")
+	for name := range tmpl["parameters"].(object) {
+		if strings.Contains(strings.ToLower(name), "permissionmodel") || strings.Contains(strings.ToLower(name), "rbac") {
+			t.Errorf("parameter %s asks for the vault's permission model: read it from the vault", name)
+		}
+	}
+	kv := vaultDeployment(t)
+	passed := kv.parent["properties"].(object)["parameters"].(object)
+	rbac := fmt.Sprint(passed["rbac"].(object)["value"])
+	if !strings.Contains(rbac, "reference(variables('vaultResourceId'), '2023-07-01').enableRbacAuthorization") ||
+		!strings.Contains(rbac, "contains(reference(variables('vaultResourceId'), '2023-07-01'), 'enableRbacAuthorization')") {
+		t.Errorf("rbac = %s, want the vault's properties.enableRbacAuthorization (false when absent)", rbac)
+	}
+	if got := fmt.Sprint(kv.parent["resourceGroup"]); got != "[variables('vaultResourceGroup')]" {
+		t.Errorf("the vault deployment goes to %s, want the vault's resource group", got)
+	}
+	wantRG := fmt.Sprint(tmpl["variables"].(object)["vaultResourceGroup"])
+	if !strings.Contains(wantRG, "existingKeyVaultResourceGroup") || !strings.Contains(wantRG, "resourceGroup().name") {
+		t.Errorf("vaultResourceGroup = %s, want the existing vault's group or this one", wantRG)
+	}
+	conds := map[string]string{}
+	for _, r := range asSlice(kv.template["resources"]) {
+		r := r.(object)
+		conds[fmt.Sprint(r["type"], " ", r["scope"])] = fmt.Sprint(r["condition"])
+	}
+	for what, want := range map[string]string{
+		"Microsoft.Authorization/roleAssignments [format('Microsoft.KeyVault/vaults/{0}', parameters('vaultName'))]":                                       "[and(parameters('rbac'), equals(parameters('roleScope'), 'vault'))]",
+		"Microsoft.Authorization/roleAssignments [format('Microsoft.KeyVault/vaults/{0}/secrets/{1}', parameters('vaultName'), parameters('secretName'))]": "[and(parameters('rbac'), equals(parameters('roleScope'), 'secret'))]",
+		"Microsoft.KeyVault/vaults/accessPolicies <nil>": "[not(parameters('rbac'))]",
+	} {
+		if got, ok := conds[what]; !ok || got != want {
+			t.Errorf("%s: condition %q, want %q (have %v)", what, got, want, conds)
+		}
+	}
+	scope := tmpl["parameters"].(object)["keyVaultRoleScope"].(object)
+	if scope["defaultValue"] != "vault" || fmt.Sprint(scope["allowedValues"]) != "[vault secret]" {
+		t.Errorf("keyVaultRoleScope = %v, want vault (default) or secret", scope)
+	}
+}
+
+// TestKeyVaultName: the default name of a new vault is salted, and a soft-deleted one can be recovered.
+func TestKeyVaultName(t *testing.T) {
+	tmpl := loadJSON(t, "main.json")
+	params := tmpl["parameters"].(object)
+	def := fmt.Sprint(params["keyVaultName"].(object)["defaultValue"])
+	if !strings.Contains(def, "uniqueString(resourceGroup().id, parameters('appName'), parameters('keyVaultNameSalt'))") {
+		t.Errorf("keyVaultName default = %s, want it salted with keyVaultNameSalt", def)
+	}
+	if strings.Contains(def, "utcNow") || strings.Contains(def, "newGuid") {
+		t.Errorf("keyVaultName default = %s changes with every deployment", def)
+	}
+	if params["keyVaultNameSalt"].(object)["defaultValue"] != "" || params["recoverKeyVault"].(object)["defaultValue"] != false {
+		t.Errorf("keyVaultNameSalt or recoverKeyVault do not default to off")
+	}
+	for _, r := range asSlice(tmpl["resources"]) {
+		if r := r.(object); r["type"] == "Microsoft.KeyVault/vaults" {
+			if got := r["properties"].(object)["createMode"]; got != "[if(parameters('recoverKeyVault'), 'recover', 'default')]" {
+				t.Errorf("vault createMode = %v", got)
+			}
+		}
+	}
+}
+
+func TestFlexDefaults(t *testing.T) {
+	params := loadJSON(t, "main.json")["parameters"].(object)
+	if got := params["instanceMemoryMB"].(object)["defaultValue"]; got != float64(2048) {
+		t.Errorf("instanceMemoryMB default = %v, want 2048 (512 is refused in some regions)", got)
+	}
+	consent := params["consentMode"].(object)
+	if fmt.Sprint(consent["allowedValues"]) != "[admin grant]" {
+		t.Errorf("consentMode allows %v, want admin and grant", consent["allowedValues"])
+	}
+}
+
+// TestHostJSONLogging: the handler's stdout reaches Application Insights as category Host.Function.Console at
+// Information; with logLevel.default Warning and no rule for that category every line would be dropped.
+func TestHostJSONLogging(t *testing.T) {
+	host := loadJSON(t, "../host.json")
+	logging := host["logging"].(object)
+	levels := logging["logLevel"].(object)
+	if got := levels["Host.Function.Console"]; got != "Information" {
+		t.Errorf("logLevel Host.Function.Console = %v, want Information", got)
+	}
+	sampling := fmt.Sprint(logging["applicationInsights"].(object)["samplingSettings"].(object)["excludedTypes"])
+	if !strings.Contains(sampling, "Trace") {
+		t.Errorf("sampling excludes %q: the handler's lines (traces) would be sampled away, want Trace excluded", sampling)
+	}
+}
+
+// TestReadmeGuides: infra/README.md carries the order, the queries and the failure guide it promises.
+func TestReadmeGuides(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	must(t, err)
+	readme := string(b)
+	for _, want := range []string{
+		"Host.Function.Console", "invocationId", "client secret stored", "BlobUploadFailedException",
+		"ServiceUnavailable", "24 hours", "enableRbacAuthorization", "keyVaultNameSalt", "recoverKeyVault",
+		"AppRoleAssignment.ReadWrite.All", "--mode admin", "--mode grant", "adminConsentUrl", "AZURE_CLIENT_ID",
+		"Website Contributor", "2048",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not mention %q", want)
+		}
+	}
+	if !regexp.MustCompile("(?s)```kusto.*traces.*```").MatchString(readme) {
+		t.Errorf("README.md has no Application Insights (kusto) query")
 	}
 }

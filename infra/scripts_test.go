@@ -6,11 +6,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,11 +145,12 @@ func TestProvisionScript(t *testing.T) {
 			must(t, err)
 			must(t, json.Unmarshal(b, &got))
 			want := map[string]string{
-				"appId":       "22222222-2222-2222-2222-222222222222",
-				"tenantId":    "11111111-1111-1111-1111-111111111111",
-				"secretUri":   "https://contoso-kv.vault.azure.net/secrets/AppConfig--AuthConfig--ApplicationKey/",
-				"secretName":  "AppConfig--AuthConfig--ApplicationKey",
-				"keyVaultUrl": "https://contoso-kv.vault.azure.net/",
+				"appId":           "22222222-2222-2222-2222-222222222222",
+				"tenantId":        "11111111-1111-1111-1111-111111111111",
+				"secretUri":       "https://contoso-kv.vault.azure.net/secrets/AppConfig--AuthConfig--ApplicationKey/",
+				"secretName":      "AppConfig--AuthConfig--ApplicationKey",
+				"keyVaultUrl":     "https://contoso-kv.vault.azure.net/",
+				"adminConsentUrl": "",
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("outputs = %v, want %v", got, want)
@@ -163,18 +166,45 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// fakeAz is an az stand-in for grant-graph-permissions.sh and deploy.sh: it answers from the files of
-// $FAKE_AZ (the Graph service principal, the identity, its app role assignments) and appends every call to
-// $FAKE_AZ/calls. A POST of an app role assignment adds it to the assignments file, as Graph would.
+// fakeAz is an az stand-in for grant-graph-permissions.sh, deploy.sh and provision-script.sh: it replays
+// what Azure answers from the files of $FAKE_AZ (the Graph service principal, the identity, its app role
+// assignments, the deployment's outputs, the function key) and appends every call to $FAKE_AZ/calls. A POST
+// of an app role assignment adds it to the assignments file, as Graph would. A file <name>-fail holding N
+// makes the next N calls of that kind fail with Azure's answer for it, then they succeed:
+//
+//	publish-fail  config-zip: 400 BlobUploadFailedException (the storage role is still propagating)
+//	keys-fail     listkeys: "Encountered an error (ServiceUnavailable) from host runtime."
+//
+// forbid-grant makes every Graph POST answer 403 Authorization_RequestDenied (not a privileged admin);
+// create-err holds the error of az deployment group create, create.json its outputs.
 const fakeAz = `#!/bin/bash
 set -euo pipefail
 echo "$*" >> "$FAKE_AZ/calls"
+# fail KIND: true when a failure of that kind is still due (and counts it down).
+fail() {
+  local f="$FAKE_AZ/$1-fail" n
+  [ -e "$f" ] || return 1
+  n="$(cat "$f")"
+  [ "$n" -gt 0 ] || return 1
+  echo $(( n - 1 )) > "$f"
+}
 case "$1 $2" in
   "account show") [ -e "$FAKE_AZ/signed-in" ] || { echo "Please run 'az login' to setup account." >&2; exit 1; }; echo '{"name":"sub"}'; exit 0 ;;
   "functionapp identity") cat "$FAKE_AZ/identity.json"; exit 0 ;;
   "group show") exit 0 ;;
-  "functionapp keys") cat "$FAKE_AZ/key"; exit 0 ;;
+  "keyvault list-deleted") cat "$FAKE_AZ/deleted.json" 2>/dev/null || echo '[]'; exit 0 ;;
+  "functionapp deployment")
+    if fail publish; then
+      echo "ERROR: Status Code: 400, Details: {\"Message\":\"An error occurred while uploading the package: BlobUploadFailedException: This request is not authorized to perform this operation using this permission. Status: 403 (AuthorizationPermissionMismatch)\"}" >&2
+      exit 1
+    fi
+    [ ! -e "$FAKE_AZ/publish-err" ] || { cat "$FAKE_AZ/publish-err" >&2; exit 1; }
+    exit 0 ;;
   "deployment group")
+    if [ "$3" = create ]; then
+      [ ! -e "$FAKE_AZ/create-err" ] || { cat "$FAKE_AZ/create-err" >&2; exit 1; }
+      cat "$FAKE_AZ/create.json"; exit 0
+    fi
     query="$(printf '%s\n' "$@" | grep '^properties.outputs.' || true)"
     name="${query#properties.outputs.}"; name="${name%.value}"
     cat "$FAKE_AZ/outputs/$name"; exit 0 ;;
@@ -190,11 +220,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$method $url" in
+  "post /subscriptions/"*"/providers/Microsoft.Web/sites/"*"/host/default/listkeys?api-version="*)
+    if fail keys; then
+      echo "ERROR: Bad Request({\"Code\":\"BadRequest\",\"Message\":\"Encountered an error (ServiceUnavailable) from host runtime.\"})" >&2
+      exit 1
+    fi
+    cat "$FAKE_AZ/key" ;;
   "GET https://graph.microsoft.com/v1.0/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')"*) cat "$FAKE_AZ/graph.json" ;;
   "GET https://graph.microsoft.com/v1.0/servicePrincipals/"*"/appRoleAssignments"*) jq '{value: .}' "$FAKE_AZ/assignments.json" ;;
   "GET https://graph.microsoft.com/v1.0/servicePrincipals/"*) echo '{"id":"mi","displayName":"func-appreg","servicePrincipalType":"ManagedIdentity"}' ;;
   "POST https://graph.microsoft.com/v1.0/servicePrincipals/"*"/appRoleAssignments")
-    jq --argjson b "$body" '. + [$b]' "$FAKE_AZ/assignments.json" > "$FAKE_AZ/a.tmp" && mv "$FAKE_AZ/a.tmp" "$FAKE_AZ/assignments.json" ;;
+    if [ -e "$FAKE_AZ/forbid-grant" ]; then
+      echo 'ERROR: Forbidden({"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}})' >&2
+      exit 1
+    fi
+    jq --argjson b "$body" '. + [$b + {id: "new-\(length)"}]' "$FAKE_AZ/assignments.json" > "$FAKE_AZ/a.tmp" && mv "$FAKE_AZ/a.tmp" "$FAKE_AZ/assignments.json" ;;
   *) echo "fake az: unexpected request: $method $url" >&2; exit 2 ;;
 esac
 `
@@ -220,7 +260,7 @@ func graphJSON(ownedByID string) string {
 }
 
 func assignment(role string) string {
-	return fmt.Sprintf(`{"principalId":%q,"resourceId":%q,"appRoleId":%q}`, miObjectID, graphSP, role)
+	return fmt.Sprintf(`{"id":"asg-%s","principalId":%q,"resourceId":%q,"appRoleId":%q}`, role[:8], miObjectID, graphSP, role)
 }
 
 // fakeAzDir installs the fake az first on PATH and returns its state folder and the PATH to use.
@@ -247,8 +287,8 @@ func assignedRoles(t *testing.T, dir string) []string {
 	must(t, json.Unmarshal(b, &list))
 	var roles []string
 	for _, a := range list {
-		if a.PrincipalID != miObjectID || a.ResourceID != graphSP {
-			t.Errorf("assignment %+v is not from the identity to Microsoft Graph", a)
+		if a.PrincipalID != miObjectID || (a.ResourceID != graphSP && a.ResourceID != "r2") {
+			t.Errorf("assignment %+v is not from the identity to Microsoft Graph (or the test's other resource)", a)
 		}
 		roles = append(roles, a.AppRoleID)
 	}
@@ -257,39 +297,76 @@ func assignedRoles(t *testing.T, dir string) []string {
 
 func TestGrantGraphPermissions(t *testing.T) {
 	needTools(t, "bash", "jq")
+	grant := []string{"--mode", "grant"}
+	admin := []string{"--mode", "admin"}
+	byObject := []string{"--object-id", miObjectID}
+	args := func(parts ...[]string) []string { return slices.Concat(parts...) }
 	for _, tc := range []struct {
 		name      string
 		signedIn  bool
+		forbid    bool // Graph refuses the grant: the signed-in account is no privileged admin
 		graph     string
 		assigned  []string
 		args      []string
 		wantCode  int
 		wantRoles []string // assignments afterwards, in order
 		wantOut   []string // in stdout+stderr
+		notOut    []string
 	}{
-		{name: "grants the two missing, keeps the present one", signedIn: true, graph: graphJSON(ownedBy),
-			assigned: []string{assignment(readAll)}, args: []string{"--app", "func-appreg", "--resource-group", "rg"},
+		{name: "grant mode grants the two missing, keeps the present one", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(readAll)}, args: args(grant, []string{"--app", "func-appreg", "--resource-group", "rg"}),
 			wantRoles: []string{readAll, ownedBy, assignRW},
 			wantOut:   []string{"granted: Application.ReadWrite.OwnedBy", "present: Application.Read.All", "granted: AppRoleAssignment.ReadWrite.All", "24 hours"}},
-		{name: "second run changes nothing", signedIn: true, graph: graphJSON(ownedBy),
-			assigned: []string{assignment(ownedBy), assignment(readAll), assignment(assignRW)}, args: []string{"--object-id", miObjectID},
+		{name: "grant mode second run changes nothing", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(ownedBy), assignment(readAll), assignment(assignRW)}, args: args(grant, byObject),
 			wantRoles: []string{ownedBy, readAll, assignRW}, wantOut: []string{"done: nothing to grant"}},
-		{name: "dry run", signedIn: true, graph: graphJSON(ownedBy), args: []string{"--object-id", miObjectID, "--dry-run"},
+		{name: "dry run", signedIn: true, graph: graphJSON(ownedBy), args: args(grant, byObject, []string{"--dry-run"}),
 			wantOut: []string{"would grant: Application.ReadWrite.OwnedBy", "would grant: AppRoleAssignment.ReadWrite.All", "nothing changed"}},
-		{name: "warns about a broader permission it does not remove", signedIn: true, graph: graphJSON(ownedBy),
-			assigned: []string{assignment(appReadWrite)}, args: []string{"--object-id", miObjectID},
+		{name: "grant mode warns about a broader permission it does not remove", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(appReadWrite)}, args: args(grant, byObject),
 			wantRoles: []string{appReadWrite, ownedBy, readAll, assignRW},
 			wantOut:   []string{"does not need", "Application.ReadWrite.All"}},
+		{name: "admin mode grants only the two", signedIn: true, graph: graphJSON(ownedBy), args: args(admin, byObject),
+			wantRoles: []string{ownedBy, readAll},
+			wantOut:   []string{"granted: Application.ReadWrite.OwnedBy", "granted: Application.Read.All", "adminConsentUrl"},
+			notOut:    []string{"AppRoleAssignment.ReadWrite.All"}},
+		{name: "admin mode refuses an identity holding AppRoleAssignment.ReadWrite.All", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(ownedBy), assignment(assignRW)}, args: args(admin, byObject), wantCode: 3,
+			wantRoles: []string{ownedBy, assignRW},
+			wantOut: []string{"may hold only Application.ReadWrite.OwnedBy and Application.Read.All", "AppRoleAssignment.ReadWrite.All",
+				"az rest --method DELETE --url 'https://graph.microsoft.com/v1.0/servicePrincipals/" + miObjectID + "/appRoleAssignments/asg-" + assignRW[:8] + "'",
+				"Global Administrator"},
+			notOut: []string{"granted:"}},
+		{name: "admin mode refuses a broader permission too", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(appReadWrite)}, args: args(admin, byObject), wantCode: 3,
+			wantRoles: []string{appReadWrite}, wantOut: []string{"Application.ReadWrite.All", "appRoleAssignments/asg-" + appReadWrite[:8]}},
+		{name: "admin mode refuses an app role of another resource", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{`{"id":"asg-other","principalId":"` + miObjectID + `","resourceId":"r2","resourceDisplayName":"Intune","appRoleId":"x"}`},
+			args:     args(admin, byObject), wantCode: 3, wantOut: []string{"app role x of Intune", "appRoleAssignments/asg-other"}},
+		{name: "check: all present", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(ownedBy), assignment(readAll)}, args: args(admin, byObject, []string{"--check"}),
+			wantRoles: []string{ownedBy, readAll}, wantOut: []string{"every permission of consent mode admin is present"}},
+		{name: "check: one missing", signedIn: true, graph: graphJSON(ownedBy),
+			assigned: []string{assignment(ownedBy)}, args: args(admin, byObject, []string{"--check"}), wantCode: 5,
+			wantRoles: []string{ownedBy}, wantOut: []string{"missing: Application.Read.All"}},
+		{name: "not a privileged admin: exit 4 with the command to hand over", signedIn: true, forbid: true, graph: graphJSON(ownedBy),
+			args: args(admin, byObject), wantCode: 4,
+			wantOut: []string{"Authorization_RequestDenied", "infra/grant-graph-permissions.sh --mode admin --object-id " + miObjectID}},
 		{name: "stops when Graph's role id is not the documented one", signedIn: true, graph: graphJSON("eeeeeeee-eeee-eeee-eeee-eeeeeeeeeeee"),
-			args: []string{"--object-id", miObjectID}, wantCode: 1, wantOut: []string{"expected " + ownedBy}},
-		{name: "not signed in", graph: graphJSON(ownedBy), args: []string{"--object-id", miObjectID},
+			args: args(grant, byObject), wantCode: 1, wantOut: []string{"expected " + ownedBy}},
+		{name: "not signed in", graph: graphJSON(ownedBy), args: args(admin, byObject),
 			wantCode: 1, wantOut: []string{"not signed in to Azure: run az login"}},
-		{name: "no target", signedIn: true, graph: graphJSON(ownedBy), wantCode: 1, wantOut: []string{"give --app and --resource-group, or --object-id"}},
+		{name: "no mode", signedIn: true, graph: graphJSON(ownedBy), args: byObject, wantCode: 2, wantOut: []string{"give --mode admin or --mode grant"}},
+		{name: "unknown mode", signedIn: true, graph: graphJSON(ownedBy), args: args([]string{"--mode", "all"}, byObject), wantCode: 2, wantOut: []string{"not all"}},
+		{name: "no target", signedIn: true, graph: graphJSON(ownedBy), args: admin, wantCode: 1, wantOut: []string{"give --app and --resource-group, or --object-id"}},
 		{name: "help names who must run it", args: []string{"--help"}, graph: graphJSON(ownedBy),
-			wantOut: []string{"Privileged Role Administrator or Global Administrator", "cannot", "24 hours"}},
+			wantOut: []string{"Privileged Role Administrator or Global Administrator", "cannot", "24 hours", "BEFORE the"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, path := fakeAzDir(t, tc.signedIn, tc.graph, tc.assigned...)
+			if tc.forbid {
+				must(t, os.WriteFile(filepath.Join(dir, "forbid-grant"), nil, 0o644))
+			}
 			code, stdout, stderr := run(t, map[string]string{"PATH": path, "FAKE_AZ": dir}, "grant-graph-permissions.sh", tc.args...)
 			if code != tc.wantCode {
 				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
@@ -297,6 +374,11 @@ func TestGrantGraphPermissions(t *testing.T) {
 			for _, w := range tc.wantOut {
 				if !strings.Contains(stdout+stderr, w) {
 					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			for _, w := range tc.notOut {
+				if strings.Contains(stdout+stderr, w) {
+					t.Errorf("output contains %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
 				}
 			}
 			if tc.wantRoles != nil {
@@ -342,8 +424,61 @@ func TestDeployPreflight(t *testing.T) {
 	}
 }
 
+const functionAppID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Web/sites/func-appreg"
+
+// deployFixture is a fake az with a finished deployment (its outputs), a function key, a parameters file,
+// and, when srv is set, the function's host name pointing at srv; env is the environment for deploy.sh.
+func deployFixture(t *testing.T, srv *httptest.Server, params string, assigned ...string) (dir string, env map[string]string) {
+	t.Helper()
+	dir, path := fakeAzDir(t, true, graphJSON(ownedBy), assigned...)
+	must(t, os.Mkdir(filepath.Join(dir, "outputs"), 0o755))
+	host := "func-appreg.azurewebsites.net"
+	env = map[string]string{"PATH": path, "FAKE_AZ": dir, "RESOURCE_GROUP": "rg", "RETRY_INTERVAL": "0", "PUBLISH_INTERVAL": "0"}
+	if srv != nil {
+		host = strings.TrimPrefix(srv.URL, "https://")
+		ca := filepath.Join(dir, "ca.pem")
+		must(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644))
+		env["CURL_CA_BUNDLE"] = ca
+	}
+	for name, value := range map[string]string{
+		"functionAppName": "func-appreg", "functionAppHostName": host, "functionAppResourceId": functionAppID,
+		"functionAppPrincipalId": miObjectID,
+	} {
+		must(t, os.WriteFile(filepath.Join(dir, "outputs", name), []byte(value+"\n"), 0o644))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "key"), []byte(testKey+"\n"), 0o644))
+	env["PARAMS"] = filepath.Join(dir, "params.json")
+	must(t, os.WriteFile(env["PARAMS"], []byte(params), 0o644))
+	env["PACKAGE"] = filepath.Join(dir, "appreg-func.zip")
+	must(t, os.WriteFile(env["PACKAGE"], []byte("zip"), 0o644))
+	return dir, env
+}
+
+// calls returns the fake az's calls of one kind (lines starting with prefix).
+func calls(t *testing.T, dir, prefix string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "calls"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	must(t, err)
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func countdown(t *testing.T, dir, kind string, n int) {
+	t.Helper()
+	must(t, os.WriteFile(filepath.Join(dir, kind+"-fail"), []byte(fmt.Sprint(n)), 0o644))
+}
+
 func TestDeployProvisionAndStatus(t *testing.T) {
 	needTools(t, "bash", "curl", "jq")
+	consent := "https://login.microsoftonline.com/11111111-1111-1111-1111-111111111111/adminconsent?client_id=22222222-2222-2222-2222-222222222222"
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("x-functions-key") != testKey {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -353,7 +488,7 @@ func TestDeployProvisionAndStatus(t *testing.T) {
 		switch r.Method + " " + r.URL.Path {
 		case "POST /api/provision":
 			w.WriteHeader(http.StatusCreated)
-			io.WriteString(w, provisionBody)
+			io.WriteString(w, strings.Replace(provisionBody, `"changes"`, `"adminConsentUrl":"`+consent+`","changes"`, 1))
 		case "GET /api/status":
 			io.WriteString(w, `{"compliant":true,"appId":"22222222-2222-2222-2222-222222222222","findings":[]}`)
 		default:
@@ -362,50 +497,205 @@ func TestDeployProvisionAndStatus(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	dir, path := fakeAzDir(t, true, "{}")
-	must(t, os.Mkdir(filepath.Join(dir, "outputs"), 0o755))
-	for name, value := range map[string]string{
-		"functionAppName": "func-appreg", "functionAppHostName": strings.TrimPrefix(srv.URL, "https://"),
-		"functionAppPrincipalId": miObjectID,
-	} {
-		must(t, os.WriteFile(filepath.Join(dir, "outputs", name), []byte(value+"\n"), 0o644))
-	}
-	must(t, os.WriteFile(filepath.Join(dir, "key"), []byte(testKey+"\n"), 0o644))
-	ca := filepath.Join(dir, "ca.pem")
-	must(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644))
-	params := filepath.Join(dir, "params.json")
-	must(t, os.WriteFile(params, []byte("{}"), 0o644))
-	env := map[string]string{"PATH": path, "FAKE_AZ": dir, "RESOURCE_GROUP": "rg", "PARAMS": params,
-		"CURL_CA_BUNDLE": ca, "RETRY_INTERVAL": "0"}
 
 	for _, tc := range []struct {
-		command string
-		want    []string
+		command   string
+		keysFail  int // listkeys answers ServiceUnavailable this many times first
+		retry     string
+		wantCode  int
+		want      []string
+		wantKeyOf int // listkeys calls
 	}{
-		{"provision", []string{
+		{command: "provision", wantKeyOf: 1, want: []string{
 			"AppConfig:AuthConfig:ApplicationId = 22222222-2222-2222-2222-222222222222",
 			"AppConfig:AuthConfig:TenantId      = 11111111-1111-1111-1111-111111111111",
 			"@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/AppConfig--AuthConfig--ApplicationKey/)",
+			"opens, once: " + consent,
 		}},
-		{"status", []string{`"compliant": true`}},
+		{command: "provision", keysFail: 3, wantKeyOf: 4, want: []string{
+			"attempt 1: the function key is not readable yet (ERROR: Bad Request",
+			"Encountered an error (ServiceUnavailable) from host runtime.",
+			"AppConfig:AuthConfig:ApplicationId = 22222222-2222-2222-2222-222222222222",
+		}},
+		{command: "provision", keysFail: 100, retry: "0", wantCode: 1, wantKeyOf: 1, want: []string{
+			"provision failed: the function key was not readable after 1 attempts", "ServiceUnavailable"}},
+		{command: "status", want: []string{`"compliant": true`}, wantKeyOf: 1},
+		{command: "status", keysFail: 2, want: []string{`"compliant": true`, "ServiceUnavailable"}, wantKeyOf: 3},
 	} {
-		t.Run(tc.command, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s after %d ServiceUnavailable", tc.command, tc.keysFail), func(t *testing.T) {
+			dir, env := deployFixture(t, srv, `{"parameters":{"consentMode":{"value":"admin"}}}`)
+			countdown(t, dir, "keys", tc.keysFail)
+			if tc.retry != "" {
+				env["RETRY_SECONDS"] = tc.retry
+			}
 			code, stdout, stderr := run(t, env, "deploy.sh", tc.command)
-			if code != 0 {
-				t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(stdout, w) {
-					t.Errorf("stdout does not contain %q:\n%s", w, stdout)
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
 				}
+			}
+			if got := calls(t, dir, "rest --method post --url "+functionAppID+"/host/default/listkeys"); len(got) != tc.wantKeyOf {
+				t.Errorf("%d listkeys calls, want %d", len(got), tc.wantKeyOf)
 			}
 			if strings.Contains(stdout+stderr, testKey) {
 				t.Errorf("the function key appears in the output")
 			}
-			calls, err := os.ReadFile(filepath.Join(dir, "calls"))
+			b, err := os.ReadFile(filepath.Join(dir, "calls"))
 			must(t, err)
-			if strings.Contains(string(calls), testKey) {
+			if strings.Contains(string(b), testKey) {
 				t.Errorf("the function key was passed to az on a command line")
+			}
+		})
+	}
+}
+
+func TestDeployPublish(t *testing.T) {
+	needTools(t, "bash", "jq")
+	granted := []string{assignment(ownedBy), assignment(readAll)}
+	for _, tc := range []struct {
+		name        string
+		assigned    []string
+		publishFail int    // config-zip answers BlobUploadFailedException this many times first
+		publishErr  string // then this error for good, if set
+		timeout     string // PUBLISH_TIMEOUT
+		env         map[string]string
+		wantCode    int
+		wantPublish int // config-zip calls
+		wantOut     []string
+	}{
+		{name: "at once", assigned: granted, wantPublish: 1, wantOut: []string{"Graph permissions of consent mode admin: present", "published (attempt 1)"}},
+		{name: "retries while the storage role propagates", assigned: granted, publishFail: 3, wantPublish: 4, wantOut: []string{
+			"attempt 1: storage refused the package (BlobUploadFailedException/403", "attempt 3:", "published (attempt 4)"}},
+		{name: "gives up at the limit with a clear error", assigned: granted, publishFail: 1000, timeout: "0", wantCode: 1, wantPublish: 1, wantOut: []string{
+			"BlobUploadFailedException", "publishing still fails after 1 attempts", "Storage Blob Data Owner role on the storage account has not taken effect",
+			"az role assignment list --assignee " + miObjectID}},
+		{name: "another failure is not retried", assigned: granted, wantCode: 1, wantPublish: 1,
+			publishErr: "ERROR: (AuthorizationFailed) The client 'me' does not have authorization to perform action 'Microsoft.Web/sites/publish/Action'",
+			wantOut:    []string{"AuthorizationFailed", "not a storage authorization failure, so not retried"}},
+		{name: "refuses before the Graph grant", wantCode: 1, wantPublish: 0, wantOut: []string{
+			"missing: Application.ReadWrite.OwnedBy", "grant the Graph permissions before publishing (infra/deploy.sh grant)", "24 hours"}},
+		{name: "refuses an admin-mode identity holding more", assigned: append(slices.Clone(granted), assignment(assignRW)), wantCode: 1, wantPublish: 0,
+			wantOut: []string{"AppRoleAssignment.ReadWrite.All", "grant the Graph permissions before publishing"}},
+		{name: "SKIP_GRANT_CHECK publishes anyway", env: map[string]string{"SKIP_GRANT_CHECK": "1"}, wantPublish: 1, wantOut: []string{"published (attempt 1)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, env := deployFixture(t, nil, `{"parameters":{"consentMode":{"value":"admin"}}}`, tc.assigned...)
+			countdown(t, dir, "publish", tc.publishFail)
+			if tc.publishErr != "" {
+				must(t, os.WriteFile(filepath.Join(dir, "publish-err"), []byte(tc.publishErr), 0o644))
+			}
+			if tc.timeout != "" {
+				env["PUBLISH_TIMEOUT"] = tc.timeout
+			}
+			maps.Copy(env, tc.env)
+			code, stdout, stderr := run(t, env, "deploy.sh", "publish")
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			if got := calls(t, dir, "functionapp deployment source config-zip"); len(got) != tc.wantPublish {
+				t.Errorf("%d publish calls, want %d", len(got), tc.wantPublish)
+			}
+		})
+	}
+}
+
+func TestDeployGrant(t *testing.T) {
+	needTools(t, "bash", "jq")
+	for _, tc := range []struct {
+		name      string
+		params    string
+		forbid    bool
+		wantCode  int
+		wantRoles []string
+		wantOut   []string
+	}{
+		{name: "admin mode by default", params: `{"parameters":{}}`, wantRoles: []string{ownedBy, readAll},
+			wantOut: []string{"consent mode admin", "granted: Application.Read.All"}},
+		{name: "grant mode from the parameters", params: `{"parameters":{"consentMode":{"value":"grant"}}}`, wantRoles: []string{ownedBy, readAll, assignRW},
+			wantOut: []string{"granted: AppRoleAssignment.ReadWrite.All"}},
+		{name: "not a privileged admin: stops with the command", params: `{"parameters":{}}`, forbid: true, wantCode: 4, wantOut: []string{
+			"stopped: the signed-in account may not grant",
+			"infra/grant-graph-permissions.sh --mode admin --object-id " + miObjectID,
+			"infra/deploy.sh publish", "infra/deploy.sh provision"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, env := deployFixture(t, nil, tc.params)
+			if tc.forbid {
+				must(t, os.WriteFile(filepath.Join(dir, "forbid-grant"), nil, 0o644))
+			}
+			code, stdout, stderr := run(t, env, "deploy.sh", "grant")
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			if got := assignedRoles(t, dir); fmt.Sprint(got) != fmt.Sprint(tc.wantRoles) {
+				t.Errorf("assignments afterwards = %v, want %v", got, tc.wantRoles)
+			}
+		})
+	}
+}
+
+func TestDeployInfra(t *testing.T) {
+	needTools(t, "bash", "jq")
+	outputs := func(model string) string {
+		return `{"functionAppName":{"value":"func-appreg"},"keyVaultName":{"value":"kv-scepman"},"keyVaultPermissionModel":{"value":"` + model + `"}}`
+	}
+	deleted := `[{"name":"kvabc123","properties":{"vaultId":"/subscriptions/s/resourceGroups/RG/providers/Microsoft.KeyVault/vaults/kvabc123","deletionDate":"2026-01-01T00:00:00Z","scheduledPurgeDate":"2026-04-01T00:00:00Z"}},
+ {"name":"kvother","properties":{"vaultId":"/subscriptions/s/resourceGroups/elsewhere/providers/Microsoft.KeyVault/vaults/kvother"}}]`
+	for _, tc := range []struct {
+		name      string
+		params    string
+		outputs   string
+		deleted   string
+		createErr string
+		wantCode  int
+		wantOut   []string
+		notOut    []string
+	}{
+		{name: "access-policy vault", params: `{"parameters":{"existingKeyVaultName":{"value":"kv-scepman"}}}`, outputs: outputs("accessPolicy"),
+			wantOut: []string{"keyVaultPermissionModel: accessPolicy", "uses access policies (read from the vault)", "get, list, set, recover", "every secret of that vault", "next: infra/deploy.sh grant"}},
+		{name: "rbac vault", params: `{"parameters":{"existingKeyVaultName":{"value":"kv-scepman"},"keyVaultRoleScope":{"value":"secret"}}}`, outputs: outputs("rbac"),
+			wantOut: []string{"uses Azure RBAC (read from the vault)", "Key Vault Secrets Officer at keyVaultRoleScope (secret)"}},
+		{name: "warns about a soft-deleted vault of this group", params: `{"parameters":{}}`, outputs: outputs("rbac"), deleted: deleted,
+			wantOut: []string{"soft-deleted vaults of resource group rg", "kvabc123 (deleted 2026-01-01T00:00:00Z"}, notOut: []string{"kvother"}},
+		{name: "a soft-deleted name collides: says how out", params: `{"parameters":{}}`, deleted: deleted, wantCode: 1,
+			createErr: `ERROR: {"code": "ConflictError", "message": "A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault."}`,
+			wantOut:   []string{"deleted state", "recoverKeyVault", "keyVaultNameSalt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, env := deployFixture(t, nil, tc.params)
+			must(t, os.WriteFile(filepath.Join(dir, "create.json"), []byte(tc.outputs), 0o644))
+			if tc.deleted != "" {
+				must(t, os.WriteFile(filepath.Join(dir, "deleted.json"), []byte(tc.deleted), 0o644))
+			}
+			if tc.createErr != "" {
+				must(t, os.WriteFile(filepath.Join(dir, "create-err"), []byte(tc.createErr), 0o644))
+			}
+			code, stdout, stderr := run(t, env, "deploy.sh", "infra")
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			for _, w := range tc.notOut {
+				if strings.Contains(stdout+stderr, w) {
+					t.Errorf("output contains %q", w)
+				}
 			}
 		})
 	}
