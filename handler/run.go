@@ -15,6 +15,7 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/arm"
 	"github.com/scepman-appreg/appreg/handler/internal/azure"
 	"github.com/scepman-appreg/appreg/handler/internal/config"
+	"github.com/scepman-appreg/appreg/handler/internal/entra"
 	"github.com/scepman-appreg/appreg/handler/internal/graph"
 	"github.com/scepman-appreg/appreg/handler/internal/keyvault"
 	"github.com/scepman-appreg/appreg/handler/internal/server"
@@ -188,9 +189,12 @@ func newEngine(cfg config.Config, getenv func(string) string, now func() time.Ti
 		RenewBefore:     cfg.RenewBefore,
 		Overlap:         cfg.Overlap,
 		Remediate:       cfg.Remediate,
+		AdminConsent:    cfg.Consent == config.ConsentAdmin,
+		AuthorityHost:   cfg.AuthorityHost,
 	}, now)
+	engine.SetSignIn(entra.New(cfg.AuthorityHost, hc))
 	if len(cfg.RefreshSiteIDs) > 0 {
-		engine.SetRefresher(arm.New(arm.Endpoint, cred, hc), cfg.RefreshSiteIDs)
+		engine.SetRefresher(arm.New(cfg.ARMEndpoint, cred, hc), cfg.RefreshSiteIDs)
 	}
 	return engine, nil
 }

@@ -93,6 +93,8 @@ type SecretVersion struct {
 	Created     time.Time // zero when unknown
 	Expires     time.Time // zero when the version has no exp
 	Tags        map[string]string
+	// Value is the secret's value, when the read returned it (Vault.Secret): it never prints or logs.
+	Value SecretValue
 }
 
 // Tag names the contract puts on every stored secret.
@@ -134,6 +136,9 @@ type Directory interface {
 	AppRoleAssignments(ctx context.Context, principalID string) ([]AppRoleAssignment, error)
 	// AssignAppRole grants an app role; ErrAlreadyExists when it is already granted.
 	AssignAppRole(ctx context.Context, principalID, resourceID, appRoleID string) (AppRoleAssignment, error)
+	// RemoveAppRoleAssignment revokes an app role assignment granted to a service principal;
+	// ErrNotFound when it is not there.
+	RemoveAppRoleAssignment(ctx context.Context, principalID, assignmentID string) error
 	// MaxPasswordLifetime is the longest password lifetime the tenant's default app management policy
 	// allows, 0 when it sets none; ErrForbidden when the identity may not read the policy.
 	MaxPasswordLifetime(ctx context.Context) (time.Duration, error)
@@ -163,8 +168,8 @@ type Snapshot struct {
 
 // Vault is Key Vault's secrets API as the engine needs it.
 type Vault interface {
-	// Secret reads the current version of a secret (its value is discarded); ErrNotFound when absent (or
-	// deleted), ErrSecretDisabled when the current version is disabled.
+	// Secret reads the current version of a secret, with its value (for the sign-in check only);
+	// ErrNotFound when absent (or deleted), ErrSecretDisabled when the current version is disabled.
 	Secret(ctx context.Context, name string) (SecretVersion, error)
 	// SecretVersions lists every version of a secret (all pages); ErrNotFound or empty when absent.
 	SecretVersions(ctx context.Context, name string) ([]SecretVersion, error)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,24 @@ type Settings struct {
 	RenewBefore     time.Duration
 	Overlap         time.Duration
 	Remediate       bool
+	// AdminConsent is APPREG_CONSENT=admin: the engine never writes an app role assignment; an
+	// administrator consents once through AdminConsentURL.
+	AdminConsent bool
+	// AuthorityHost is Entra ID's token service root (AZURE_AUTHORITY_HOST), for the consent link.
+	AuthorityHost string
+}
+
+// DefaultAuthorityHost is Entra ID's token service in the global cloud.
+const DefaultAuthorityHost = "https://login.microsoftonline.com"
+
+// AdminConsentURL is the link an administrator of tenantID opens once to consent to the application's
+// permissions: {AZURE_AUTHORITY_HOST}/{tenantId}/adminconsent?client_id={appId}.
+func (s Settings) AdminConsentURL(tenantID, appID string) string {
+	host := strings.TrimRight(s.AuthorityHost, "/")
+	if host == "" {
+		host = DefaultAuthorityHost
+	}
+	return host + "/" + tenantID + "/adminconsent?client_id=" + appID
 }
 
 // OrphanAge is how old a credential that no secret version names must be before it is removed: no run
@@ -37,6 +56,9 @@ type Observation struct {
 	// Deleted is the deleted-but-recoverable secret when Current is nil and Key Vault's soft delete
 	// holds one under the name; nil otherwise.
 	Deleted *DeletedSecret
+	// SignIn is what the token service said of the current secret; nil when no sign-in was made (no
+	// secret, no application, no resource, or no sign-in check).
+	SignIn *SignInResult
 	// Versions are the versions of the secret, oldest first: every one when versionsListed, else only
 	// the current one (and those stored since by the run), which is all the findings and the removal
 	// rule need while no other credential lacks a version here (see needsVersions).
@@ -153,6 +175,7 @@ const (
 	SecretDeleted                     // deleted but recoverable (soft delete)
 	SecretDisabled                    // the current version is disabled
 	SecretNotOnApp                    // its keyId is not a credential of the application
+	SecretRejected                    // the token service refuses it (and it is not pending)
 	SecretExpired
 	SecretExpiring // inside the renewal window
 	SecretCurrent
@@ -174,6 +197,8 @@ func (s Settings) secretState(o *Observation, now time.Time) (SecretState, Passw
 		return SecretNotOnApp, cred
 	case !now.Before(cred.End):
 		return SecretExpired, cred
+	case o.SignIn != nil && o.SignIn.State == SignInRejected:
+		return SecretRejected, cred
 	case !now.Before(cred.End.Add(-s.RenewBefore)):
 		return SecretExpiring, cred
 	}
@@ -269,7 +294,12 @@ func (s Settings) Diff(o *Observation, now time.Time) []Finding {
 			continue
 		}
 		if o.App != nil && !o.consented(p) {
-			add(CodeConsentMissing, SeverityError, "%s %s has no admin consent (app role assignment)", p.Resource, p.Value)
+			if s.AdminConsent {
+				add(CodeConsentMissing, SeverityError, "%s %s has no admin consent (app role assignment): an administrator consents once at %s",
+					p.Resource, p.Value, s.AdminConsentURL(o.TenantID, o.App.AppID))
+			} else {
+				add(CodeConsentMissing, SeverityError, "%s %s has no admin consent (app role assignment)", p.Resource, p.Value)
+			}
 		}
 	}
 
@@ -293,10 +323,28 @@ func (s Settings) Diff(o *Observation, now time.Time) []Finding {
 		} else {
 			add(CodeSecretNotOnApp, SeverityError, "secret %q names keyId %q, which is not a credential of application %s", s.SecretName, o.Current.KeyID(), o.App.AppID)
 		}
+	case SecretRejected:
+		add(CodeSecretRejected, SeverityError, "the token service refuses the current secret (keyId %s): %s %s",
+			o.Current.KeyID(), o.SignIn.Code, o.SignIn.Message)
 	case SecretExpired:
 		add(CodeSecretExpired, SeverityError, "the current secret (keyId %s) expired at %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339))
 	case SecretExpiring:
 		add(CodeSecretExpiring, SeverityWarning, "the current secret (keyId %s) expires at %s, inside the renewal window of %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339), human(s.RenewBefore))
+	}
+	if r := o.SignIn; r != nil && r.State == SignInPending {
+		add(CodeSecretPending, SeverityWarning, "the token service does not accept the current secret (keyId %s) yet: %s; its credential is less than %s old, so this is replication",
+			o.Current.KeyID(), r.Code, human(PendingWindow))
+	}
+	if r := o.SignIn; r != nil && r.State == SignInAccepted {
+		for _, p := range want {
+			roles, signedIn := r.Roles[p.ResourceAppID]
+			if signedIn && !slices.Contains(roles, p.Value) {
+				add(CodeRoleNotInToken, SeverityWarning, "the token for %s lacks %s in its roles claim: the consent is not in effect yet, or was revoked", p.Resource, p.Value)
+			}
+		}
+	}
+	for _, u := range s.unexpectedConsents(o) {
+		add(CodeConsentUnexpected, SeverityError, "%s", u.message)
 	}
 	if o.App != nil {
 		for _, c := range o.App.Passwords {
@@ -306,6 +354,77 @@ func (s Settings) Diff(o *Observation, now time.Time) []Finding {
 		}
 	}
 	return fs
+}
+
+// unexpectedConsent is an app role assignment (or a role in a token) outside the level.
+type unexpectedConsent struct {
+	assignment *AppRoleAssignment // nil when only a token shows it
+	message    string
+}
+
+// unexpectedConsents are the application permissions the service principal holds beyond the level: its
+// app role assignments outside the level's (resource, role) pairs, and, as the second witness, roles in a
+// token of the sign-in check that the level does not include for that resource.
+func (s Settings) unexpectedConsents(o *Observation) []unexpectedConsent {
+	want := PermissionsFor(s.PermissionLevel)
+	wanted := func(resourceID, roleID string) bool {
+		return slices.ContainsFunc(want, func(p Permission) bool {
+			r := o.Resource[p.ResourceAppID]
+			return r != nil && strings.EqualFold(r.ID, resourceID) && strings.EqualFold(p.ID, roleID)
+		})
+	}
+	var out []unexpectedConsent
+	seen := map[string]bool{} // resource appId + "/" + role value
+	for i := range o.Assigned {
+		a := &o.Assigned[i]
+		if o.SP == nil || !strings.EqualFold(a.PrincipalID, o.SP.ID) || wanted(a.ResourceID, a.AppRoleID) {
+			continue
+		}
+		name, resAppID, value := describeRole(o, a.ResourceID, a.AppRoleID)
+		seen[resAppID+"/"+value] = true
+		out = append(out, unexpectedConsent{assignment: a, message: fmt.Sprintf(
+			"the service principal holds %s (app role assignment %s), which level %d does not include", name, a.ID, s.PermissionLevel)})
+	}
+	if r := o.SignIn; r != nil && r.State == SignInAccepted {
+		for resAppID, roles := range r.Roles {
+			for _, role := range roles {
+				if seen[resAppID+"/"+role] || slices.ContainsFunc(want, func(p Permission) bool { return p.ResourceAppID == resAppID && p.Value == role }) {
+					continue
+				}
+				seen[resAppID+"/"+role] = true
+				out = append(out, unexpectedConsent{message: fmt.Sprintf(
+					"the token for %s holds %s in its roles claim, which level %d does not include", resourceName(resAppID), role, s.PermissionLevel)})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].message < out[j].message })
+	return out
+}
+
+// describeRole names an app role of a resource service principal as well as the observation allows.
+func describeRole(o *Observation, resourceID, roleID string) (name, resourceAppID, value string) {
+	for appID, sp := range o.Resource {
+		if sp == nil || !strings.EqualFold(sp.ID, resourceID) {
+			continue
+		}
+		for _, r := range sp.AppRoles {
+			if strings.EqualFold(r.ID, roleID) {
+				return resourceName(appID) + " " + r.Value, appID, r.Value
+			}
+		}
+		return fmt.Sprintf("%s app role %s", resourceName(appID), roleID), appID, roleID
+	}
+	return fmt.Sprintf("app role %s of service principal %s", roleID, resourceID), resourceID, roleID
+}
+
+// resourceName is a resource's name from the permission table, or its appId.
+func resourceName(appID string) string {
+	for _, p := range PermissionsFor(maxLevel) {
+		if p.ResourceAppID == appID {
+			return p.Resource
+		}
+	}
+	return "resource " + appID
 }
 
 // Compliant is true when no finding has severity error.

@@ -86,6 +86,35 @@ func TestDiff(t *testing.T) {
 			o.Current.Created = t0.Add(-48 * time.Hour) // the successor was stored exactly one overlap ago
 			o.Versions = []SecretVersion{version("v0", "k0", t0.Add(-200*24*time.Hour)), *o.Current}
 		}, t0, []string{CodeCredentialStale}, true},
+		{"secret deleted but recoverable", 0, func(o *Observation) {
+			o.Current, o.Versions = nil, nil
+			o.Deleted = &DeletedSecret{DeletedOn: t0.Add(-time.Hour), ScheduledPurge: t0.Add(90 * 24 * time.Hour)}
+			o.App.Passwords = nil
+		}, t0, []string{CodeSecretDeleted}, false},
+		{"current version disabled", 0, func(o *Observation) { o.Disabled = true }, t0, []string{CodeSecretDisabled}, false},
+		{"signs in with every role", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInAccepted, Roles: map[string][]string{
+				GraphAppID: {"Directory.Read.All"}, IntuneAPIAppID: {"scep_challenge_provider"}}}
+		}, t0, nil, true},
+		{"secret rejected", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInRejected, Code: "AADSTS7000215", Message: "Invalid client secret provided."}
+		}, t0, []string{CodeSecretRejected}, false},
+		{"secret pending", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInPending, Code: "AADSTS7000215", Message: "Invalid client secret provided."}
+		}, t0, []string{CodeSecretPending}, true},
+		{"expired wins over the refusal it causes", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInRejected, Code: "AADSTS7000222"}
+		}, t0.Add(100 * 24 * time.Hour), []string{CodeSecretExpired}, false},
+		{"consent revoked: the token lacks the role", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInAccepted, Roles: map[string][]string{GraphAppID: nil, IntuneAPIAppID: {"scep_challenge_provider"}}}
+		}, t0, []string{CodeRoleNotInToken}, true},
+		{"an assignment outside the level", 0, func(o *Observation) {
+			o.Assigned = append(o.Assigned, AppRoleAssignment{ID: "a3", PrincipalID: "sp", ResourceID: "sp-graph", AppRoleID: "2f51be20-0bb4-4fed-bf7b-db946066c75e"})
+		}, t0, []string{CodeConsentUnexpected}, false},
+		{"a role in the token outside the level", 0, func(o *Observation) {
+			o.SignIn = &SignInResult{State: SignInAccepted, Roles: map[string][]string{
+				GraphAppID: {"Directory.Read.All", "Mail.Read"}, IntuneAPIAppID: {"scep_challenge_provider"}}}
+		}, t0, []string{CodeConsentUnexpected}, false},
 		{"replaced credential inside its overlap", 0, func(o *Observation) {
 			o.App.Passwords = append(o.App.Passwords, PasswordCredential{KeyID: "k0", Start: t0.Add(-200 * 24 * time.Hour), End: t0.Add(time.Hour)})
 			o.Current.Created = t0.Add(-48*time.Hour + time.Second)

@@ -36,6 +36,7 @@ type Engine struct {
 
 	refresher Refresher
 	siteIDs   []string
+	signer    SignIn // nil: no sign-in check
 }
 
 // NewEngine builds an engine. now is the clock that decides expiry (time.Now in production).
@@ -85,9 +86,13 @@ func (e *Engine) Observe(ctx context.Context) (*Observation, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := e.checkSignIn(ctx, o); err != nil {
+		return nil, err
+	}
 	if err := e.confirmAbsence(ctx, o, knew); err != nil {
 		return nil, err
 	}
+	o.trustSignIn()
 	if err := e.completeVersions(ctx, o); err != nil {
 		return nil, err
 	}
@@ -398,6 +403,9 @@ func (e *Engine) report(o *Observation) StatusReport {
 			exp := o.Current.Expires.UTC()
 			s.ExpiresOn = &exp
 		}
+		if o.SignIn != nil {
+			s.SignIn = o.SignIn.State
+		}
 		r.Secret = s
 	}
 	return r
@@ -479,7 +487,7 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 		}
 		o.SP = &sp
 	}
-	// 3. Admin consent.
+	// 3. Admin consent: granted here, or (APPREG_CONSENT=admin) left to an administrator.
 	granted := false
 	for _, p := range want {
 		rsp := o.Resource[p.ResourceAppID]
@@ -489,7 +497,7 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 		if err := checkRole(rsp, p); err != nil {
 			return res, err
 		}
-		if o.consented(p) {
+		if o.consented(p) || e.settings.AdminConsent {
 			continue
 		}
 		if err := e.assign(ctx, o.SP.ID, rsp.ID, p); err != nil {
@@ -503,6 +511,18 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 			return res, err
 		}
 	}
+	if !e.settings.AdminConsent {
+		for _, u := range e.settings.unexpectedConsents(o) {
+			if u.assignment == nil {
+				continue
+			}
+			if err := e.revoke(ctx, o.SP.ID, *u.assignment); err != nil {
+				return res, err
+			}
+			change("admin consent revoked: %s", u.message)
+			o.Assigned = slices.DeleteFunc(o.Assigned, func(a AppRoleAssignment) bool { return a.ID == u.assignment.ID })
+		}
+	}
 	// 4. The secret.
 	state, _ := e.settings.secretState(o, e.now())
 	if state == SecretDeleted {
@@ -513,16 +533,21 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 		state, _ = e.settings.secretState(o, e.now())
 	}
 	switch state {
-	case SecretMissing, SecretDisabled, SecretNotOnApp, SecretExpired:
-		cred, v, err := e.newSecret(ctx, o.App, res.Created)
+	case SecretMissing, SecretDisabled, SecretNotOnApp, SecretExpired, SecretRejected:
+		// No current secret signs in: store the new one at once, since nothing better exists, and say
+		// whether the token service accepts it yet.
+		cred, v, err := e.newSecret(ctx, o.App, res.Created, false)
 		if err != nil {
 			return res, err
 		}
 		change("client secret %s created, expires %s", cred.KeyID, cred.End.UTC().Format(time.RFC3339))
 		change("client secret stored in Key Vault as %s", v.ID)
 		o.App.Passwords = append(o.App.Passwords, cred)
-		o.Current = &v
+		o.Current, o.Disabled, o.Deleted = &v, false, nil
 		o.Versions = append(o.Versions, v)
+		if err := e.checkSignIn(ctx, o); err != nil {
+			return res, err
+		}
 	}
 
 	e.remember(knownIDs{appID: o.App.AppID, spID: o.SP.ID})
@@ -534,6 +559,12 @@ func (e *Engine) Provision(ctx context.Context) (ProvisionResult, error) {
 	}
 	if cred, ok := o.credential(o.currentKeyID()); ok {
 		res.Secret = &SecretInfo{Name: e.settings.SecretName, ID: o.Current.ID, KeyID: cred.KeyID, ExpiresOn: cred.End.UTC()}
+		if o.SignIn != nil {
+			res.Secret.SignIn = o.SignIn.State
+		}
+	}
+	if slices.ContainsFunc(res.Permissions, func(p PermissionState) bool { return !p.Consented && o.Resource[p.ResourceAppID] != nil }) {
+		res.AdminConsentURL = e.settings.AdminConsentURL(o.TenantID, o.App.AppID)
 	}
 	for _, f := range e.settings.Diff(o, e.now()) {
 		if f.Code == CodeResourceUnavailable {
@@ -640,6 +671,17 @@ func checkRole(rsp *ServicePrincipal, p Permission) error {
 	return fmt.Errorf("%s (service principal %s) offers no app role %s: %w", p.Resource, rsp.ID, p.Value, ErrRejected)
 }
 
+// revoke removes an app role assignment outside the level; one already gone is not an error.
+func (e *Engine) revoke(ctx context.Context, spID string, a AppRoleAssignment) error {
+	err := e.backoff.retry(ctx, "revoking an app role assignment", transient, func() error {
+		return e.dir.RemoveAppRoleAssignment(ctx, spID, a.ID)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("revoking app role assignment %s (app role %s): %w", a.ID, a.AppRoleID, err)
+	}
+	return nil
+}
+
 func (e *Engine) assign(ctx context.Context, principalID, resourceID string, p Permission) error {
 	err := e.backoff.retry(ctx, "granting "+p.Value, transientOr(ErrNotReplicated), func() error {
 		_, err := e.dir.AssignAppRole(ctx, principalID, resourceID, p.ID)
@@ -676,13 +718,29 @@ func (e *Engine) readBackAssignments(ctx context.Context, o *Observation, want [
 
 // newSecret adds a password credential and stores it as a new version of the secret. If Key Vault
 // refuses, the credential is removed again before the error is returned.
-func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (PasswordCredential, SecretVersion, error) {
+//
+// With await, the new credential is stored only once the token service accepts it (see awaitAcceptance);
+// one that is still refused when the run's time is up is removed again, and nothing is stored.
+func (e *Engine) newSecret(ctx context.Context, app *Application, fresh, await bool) (PasswordCredential, SecretVersion, error) {
 	log := logctx.From(ctx)
 	cred, text, err := e.addPassword(ctx, app, fresh)
 	if err != nil {
 		return cred, SecretVersion{}, err
 	}
 	log = log.With("keyId", cred.KeyID)
+	ctx = logctx.With(ctx, log)
+	if await {
+		if err := e.awaitAcceptance(ctx, app, cred, text); err != nil {
+			check, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+			defer cancel()
+			if rerr := e.removePassword(check, app.ObjectID, cred.KeyID); rerr != nil {
+				log.Error("the refused credential could not be removed; a later rotate removes it", "err", rerr.Error())
+				return cred, SecretVersion{}, errors.Join(err, rerr)
+			}
+			log.Warn("the token service did not accept the new secret in time; its credential was removed again, the current secret is untouched")
+			return cred, SecretVersion{}, err
+		}
+	}
 	var v SecretVersion
 	err = e.backoff.retry(ctx, "storing the secret", transientOr(ErrSecretDeleted), func() (err error) {
 		v, err = e.vault.SetSecret(ctx, NewSecret{
@@ -721,6 +779,7 @@ func (e *Engine) newSecret(ctx context.Context, app *Application, fresh bool) (P
 		return cred, v, err
 	}
 	log.Info("client secret stored", "secretId", v.ID)
+	v.Value = NewSecretValue(text)
 	return cred, v, nil
 }
 

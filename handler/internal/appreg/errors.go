@@ -32,6 +32,10 @@ var (
 	// ErrIdentity is a failure of the managed identity endpoint itself (no identity enabled, a wrong
 	// AZURE_CLIENT_ID, an endpoint that cannot be reached): no service was asked anything.
 	ErrIdentity = errors.New("the managed identity could not get a token")
+	// ErrSignInRefused is the token service refusing the application's sign-in with the stored secret
+	// (AADSTS7000215 wrong or not yet accepted, AADSTS7000222 expired, AADSTS700016 no such application,
+	// AADSTS7000112 application disabled); the ServiceError's Code is the AADSTS code.
+	ErrSignInRefused = errors.New("the token service refused the sign-in")
 )
 
 // Service names used in ServiceError.
@@ -39,6 +43,7 @@ const (
 	ServiceGraph    = "Microsoft Graph"
 	ServiceKeyVault = "Key Vault"
 	ServiceIdentity = "managed identity"
+	ServiceSignIn   = "Entra ID token service"
 )
 
 // ServiceError is a failure answered by Graph or Key Vault, classified by the adapter.

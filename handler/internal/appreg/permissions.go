@@ -18,6 +18,9 @@ var table = []Permission{
 	{2, GraphAppID, "Microsoft Graph", "IdentityRiskyUser.Read.All", "dc5007c0-2d7d-4c42-879c-2dab87571379"},
 }
 
+// maxLevel is the highest permission level of the table.
+const maxLevel = 2
+
 // PermissionsFor is the permission set of a level: its own permissions and those of every level below.
 func PermissionsFor(level int) []Permission {
 	var ps []Permission

@@ -24,6 +24,10 @@ const (
 	CodeCredentialStale         = "CREDENTIAL_STALE"
 	CodeSecretDeleted           = "SECRET_DELETED"
 	CodeSecretDisabled          = "SECRET_DISABLED"
+	CodeSecretPending           = "SECRET_PENDING"
+	CodeSecretRejected          = "SECRET_REJECTED"
+	CodeRoleNotInToken          = "ROLE_NOT_IN_TOKEN"
+	CodeConsentUnexpected       = "CONSENT_UNEXPECTED"
 )
 
 // Finding is one difference between the tenant and the desired state.
@@ -47,6 +51,9 @@ type SecretInfo struct {
 	ID        string    `json:"id"`
 	KeyID     string    `json:"keyId"`
 	ExpiresOn time.Time `json:"expiresOn"`
+	// SignIn is whether the token service accepts the secret: SignInAccepted, SignInPending or
+	// SignInRejected; empty when no sign-in was made.
+	SignIn string `json:"signIn,omitempty"`
 }
 
 // ProvisionResult is the body of POST /api/provision.
@@ -61,6 +68,9 @@ type ProvisionResult struct {
 	Secret             *SecretInfo       `json:"secret"`
 	Changes            []string          `json:"changes"`
 	Warnings           []Finding         `json:"warnings,omitempty"`
+	// AdminConsentURL is where an administrator consents, while a permission is not consented
+	// (APPREG_CONSENT=admin, or a consent not in effect yet).
+	AdminConsentURL string `json:"adminConsentUrl,omitempty"`
 	// Created is true when this call created the application (the handler answers 201).
 	Created bool `json:"-"`
 }
@@ -70,6 +80,7 @@ type SecretStatus struct {
 	KeyID      string     `json:"keyId"`
 	ExpiresOn  *time.Time `json:"expiresOn,omitempty"`
 	RenewAfter *time.Time `json:"renewAfter,omitempty"`
+	SignIn     string     `json:"signIn,omitempty"`
 }
 
 // StatusReport is the body of GET /api/status.

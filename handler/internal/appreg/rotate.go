@@ -46,7 +46,7 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 	}
 	if state != SecretCurrent {
 		res.Renewed, res.Reason = true, state.String()
-		cred, v, err := e.newSecret(ctx, o.App, false)
+		cred, v, err := e.newSecret(ctx, o.App, false, true)
 		if err != nil {
 			return res, err
 		}
@@ -122,6 +122,8 @@ func (s SecretState) String() string {
 		return "secret disabled"
 	case SecretNotOnApp:
 		return "secret not on the application"
+	case SecretRejected:
+		return "secret refused by the token service"
 	case SecretExpired:
 		return "secret expired"
 	case SecretExpiring:

@@ -19,7 +19,8 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/azure"
 )
 
-// Endpoint is Azure Resource Manager in the public cloud.
+// Endpoint is Azure Resource Manager in the public cloud: the default of APPREG_ARM_ENDPOINT, whose value
+// run.go passes to New.
 const Endpoint = "https://management.azure.com"
 
 const serviceARM = "Azure Resource Manager"

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"golang.org/x/net/http/httpproxy"
 
@@ -212,14 +213,22 @@ func TenantIDFromToken(token string) (string, error) {
 }
 
 // ClassifyFailure classifies an error that a client returned without a service's answer to the request
-// itself: a transport failure, a certificate failure, or a failure to get a token. It returns false when
-// the error is the end of the caller's own context: the caller then returns it unclassified. The kind
-// is one of appreg's sentinels: ErrUnavailable for connection failures, transport timeouts (that
-// are not the caller's context) and a token endpoint that answered 5xx or could not be reached;
-// ErrThrottled for a token endpoint that answered 429; ErrRejected for everything else (no credential,
-// untrusted certificate, a refused token request). It returns the *appreg.ServiceError for service,
-// whose Status is the token endpoint's HTTP status, if any; its message never holds a token or the
-// identity header.
+// itself: a failure to get a token, a transport failure or a certificate failure. It returns false when
+// the error is the end of the caller's own context: the caller then returns it unclassified.
+//
+// A failure of the managed identity credential is the identity's, not the service's: its ServiceError
+// has Service appreg.ServiceIdentity, the identity endpoint's HTTP status (0 when it did not answer) and
+// the endpoint's own message (App Service's {"statusCode", "message", "correlationId"}, read from the
+// answer, never a token or the X-IDENTITY-HEADER value), and its Kind is
+//   - ErrThrottled for a 429 and ErrUnavailable for a 5xx: worth the engine's retries;
+//   - ErrIdentity for any other answer (no identity enabled, a wrong AZURE_CLIENT_ID, a refused identity
+//     header) and for an endpoint that could not be reached at all, with an Advice saying what to do.
+//     ErrIdentity is not transient: the engine fails at once instead of retrying for minutes.
+//
+// Other credentials (DefaultAzureCredential on a developer machine) keep the caller's service: 429 is
+// ErrThrottled, 5xx ErrUnavailable, anything else ErrRejected. The remaining kinds are appreg's sentinels:
+// ErrUnavailable for connection failures and transport timeouts that are not the caller's context,
+// ErrRejected for everything else (an untrusted certificate, an unknown failure).
 func ClassifyFailure(ctx context.Context, service string, err error) (*appreg.ServiceError, bool) {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil, false
@@ -229,6 +238,14 @@ func ClassifyFailure(ctx context.Context, service string, err error) (*appreg.Se
 	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) {
+		if isManagedIdentity(afe) {
+			if afe.RawResponse == nil && ctx.Err() != nil {
+				// MSAL flattens the transport error into text: when our own context ended meanwhile, that
+				// was the cause, not the endpoint.
+				return nil, false
+			}
+			return identityFailure(afe), true
+		}
 		if afe.RawResponse == nil {
 			// No answer from the token endpoint at all: MSAL flattens the transport error into text.
 			return fail(appreg.ErrUnavailable, 0, "getting an access token: the token endpoint could not be reached")
@@ -260,4 +277,110 @@ func ClassifyFailure(ctx context.Context, service string, err error) (*appreg.Se
 		return fail(appreg.ErrUnavailable, 0, err.Error())
 	}
 	return fail(appreg.ErrRejected, 0, err.Error())
+}
+
+// credNameManagedIdentity is how azidentity's ManagedIdentityCredential names itself at the start of
+// every AuthenticationFailedError it returns (its credType is not exported).
+const credNameManagedIdentity = "ManagedIdentityCredential"
+
+// Advice of an ErrIdentity failure.
+const (
+	adviceIdentityRefused = "enable the function app's system-assigned managed identity and leave AZURE_CLIENT_ID " +
+		"unset, or set AZURE_CLIENT_ID to the client id of a user-assigned managed identity attached to the function app"
+	adviceIdentityUnreachable = "the managed identity endpoint that IDENTITY_ENDPOINT names did not answer; the " +
+		"Functions platform sets IDENTITY_ENDPOINT and IDENTITY_HEADER when the function app has a managed " +
+		"identity: enable one (system-assigned, or a user-assigned one with AZURE_CLIENT_ID set to its client " +
+		"id) and restart the function app"
+)
+
+// isManagedIdentity tells whether afe came from the managed identity credential.
+func isManagedIdentity(afe *azidentity.AuthenticationFailedError) bool {
+	return strings.HasPrefix(afe.Error(), credNameManagedIdentity)
+}
+
+// identityFailure classifies a failure of the managed identity credential (see ClassifyFailure).
+func identityFailure(afe *azidentity.AuthenticationFailedError) *appreg.ServiceError {
+	se := &appreg.ServiceError{Service: appreg.ServiceIdentity, Kind: appreg.ErrIdentity}
+	if afe.RawResponse == nil {
+		// No answer at all (connection refused, no such host, a timeout of every try): azidentity's
+		// pipeline already retried the request (azcore's default retry policy: three retries with
+		// exponential back-off, a few seconds in all), and the engine's retries would only repeat that
+		// for minutes, so this is ErrIdentity too: the run fails within seconds.
+		se.Message = "getting an access token: the managed identity endpoint (IDENTITY_ENDPOINT) could not be reached: " +
+			unreachableCause(afe.Error())
+		se.Advice = adviceIdentityUnreachable
+		return se
+	}
+	se.Status = afe.RawResponse.StatusCode
+	se.Message = "getting an access token"
+	if m := endpointMessage(afe.RawResponse); m != "" {
+		se.Message += ": " + m
+	}
+	switch {
+	case se.Status == http.StatusTooManyRequests:
+		se.Kind = appreg.ErrThrottled
+	case se.Status >= 500:
+		se.Kind = appreg.ErrUnavailable
+	default:
+		se.Advice = adviceIdentityRefused
+	}
+	return se
+}
+
+// maxEndpointMessage bounds the endpoint's message in an error.
+const maxEndpointMessage = 300
+
+// endpointMessage is the message of a managed identity endpoint's error answer: App Service's
+// {"statusCode", "message", "correlationId"}, IMDS's {"error", "error_description"}, or an
+// {"error": {"code", "message"}} envelope; "" when the body holds none. Only that message is kept (never
+// the raw body), on one line, clipped, with the process's IDENTITY_HEADER value redacted should an
+// endpoint ever echo it.
+func endpointMessage(resp *http.Response) string {
+	body, err := runtime.Payload(resp)
+	if err != nil || len(body) == 0 {
+		return ""
+	}
+	var answer struct {
+		Message          string          `json:"message"`
+		ErrorDescription string          `json:"error_description"`
+		Error            json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &answer) != nil {
+		return ""
+	}
+	msg := answer.Message
+	if msg == "" {
+		msg = answer.ErrorDescription
+	}
+	if msg == "" && len(answer.Error) > 0 {
+		var inner struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(answer.Error, &inner) == nil {
+			msg = inner.Message
+		}
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if h := os.Getenv(EnvIdentityHeader); h != "" {
+		msg = strings.ReplaceAll(msg, h, "[IDENTITY_HEADER]")
+	}
+	if r := []rune(msg); len(r) > maxEndpointMessage {
+		msg = string(r[:maxEndpointMessage]) + "…"
+	}
+	return msg
+}
+
+// unreachableCause names why the identity endpoint could not be reached, from the text that MSAL made
+// of the transport error (it names the request URL too, which is not repeated).
+func unreachableCause(text string) string {
+	text = strings.ToLower(text)
+	for _, c := range []string{
+		"connection refused", "no such host", "i/o timeout", "connection reset", "network is unreachable",
+		"no route to host", "context deadline exceeded", "tls handshake timeout", "eof",
+	} {
+		if strings.Contains(text, c) {
+			return c
+		}
+	}
+	return "no usable answer"
 }

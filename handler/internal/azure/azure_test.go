@@ -275,14 +275,19 @@ func TestManagedIdentityCredential(t *testing.T) {
 		setup      func(ten *emulator.Tenant)                   // faults
 		wantKind   error                                        // nil: a token
 		wantStatus int                                          // of the token endpoint's answer
+		wantMsg    string                                       // the endpoint's message, in the error
 		wantQuery  func(ten *emulator.Tenant) map[string]string // not checked when nil
 	}{
 		{name: "system-assigned"},
 		{name: "user-assigned", identityID: emulator.NewGUID(), clientID: func(ten *emulator.Tenant) string { return ten.IdentityClientID() }},
 		{name: "unknown user-assigned identity", identityID: emulator.NewGUID(), clientID: func(*emulator.Tenant) string { return emulator.NewGUID() },
-			wantKind: appreg.ErrRejected, wantStatus: http.StatusBadRequest},
+			wantKind: appreg.ErrIdentity, wantStatus: http.StatusBadRequest, wantMsg: noSuchIdentity},
+		{name: "no identity enabled", identityID: emulator.NewGUID(), clientID: func(ten *emulator.Tenant) string { return ten.IdentityClientID() },
+			setup:    func(ten *emulator.Tenant) { ten.SetIdentityFailure(http.StatusBadRequest, noSuchIdentity) },
+			wantKind: appreg.ErrIdentity, wantStatus: http.StatusBadRequest, wantMsg: noSuchIdentity},
 		{name: "wrong identity header", identityID: emulator.NewGUID(), clientID: func(ten *emulator.Tenant) string { return ten.IdentityClientID() },
-			header: func(*emulator.Tenant) string { return "not-the-header" }, wantKind: appreg.ErrRejected, wantStatus: http.StatusUnauthorized},
+			header: func(*emulator.Tenant) string { return "not-the-header" }, wantKind: appreg.ErrIdentity, wantStatus: http.StatusUnauthorized,
+			wantMsg: "The X-IDENTITY-HEADER header is invalid."},
 		{name: "identity endpoint unavailable", identityID: emulator.NewGUID(), clientID: func(ten *emulator.Tenant) string { return ten.IdentityClientID() },
 			setup: func(ten *emulator.Tenant) {
 				ten.AddFault(emulator.Fault{Service: emulator.ServiceIdentity, Status: http.StatusServiceUnavailable, RetryAfter: 1, Times: emulator.Always})
@@ -322,6 +327,9 @@ func TestManagedIdentityCredential(t *testing.T) {
 				}
 				if strings.Contains(se.Message, header) || strings.Contains(err.Error(), ten.IdentityHeader()) {
 					t.Errorf("the error shows the identity header")
+				}
+				if se.Service != appreg.ServiceIdentity || !strings.Contains(se.Error(), tt.wantMsg) {
+					t.Errorf("classified as %q, want service %q with the endpoint's message %q", se.Error(), appreg.ServiceIdentity, tt.wantMsg)
 				}
 				return
 			}

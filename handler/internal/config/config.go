@@ -28,10 +28,13 @@ const (
 	EnvSecretOverlap     = "APPREG_SECRET_OVERLAP_HOURS"
 	EnvRemediate         = "APPREG_REMEDIATE"
 	EnvGraphEndpoint     = "APPREG_GRAPH_ENDPOINT"
+	EnvARMEndpoint       = "APPREG_ARM_ENDPOINT"
 	EnvComplianceSched   = "APPREG_COMPLIANCE_SCHEDULE"
 	EnvRotationSched     = "APPREG_ROTATION_SCHEDULE"
 	EnvRefreshSiteIDs    = "APPREG_REFRESH_SITE_IDS"
 	EnvClientID          = "AZURE_CLIENT_ID"
+	EnvConsent           = "APPREG_CONSENT"
+	EnvAuthorityHost     = "AZURE_AUTHORITY_HOST"
 	EnvPort              = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	EnvIdentityEndpoint  = "IDENTITY_ENDPOINT"
 	EnvIdentityHeader    = "IDENTITY_HEADER"
@@ -46,6 +49,10 @@ const (
 	DefaultRenewBeforeDays  = 30
 	DefaultOverlapHours     = 48
 	DefaultGraphEndpoint    = "https://graph.microsoft.com"
+	DefaultARMEndpoint      = "https://management.azure.com"
+	DefaultAuthorityHost    = "https://login.microsoftonline.com"
+	ConsentGrant            = "grant" // the function grants admin consent itself
+	ConsentAdmin            = "admin" // an administrator consents once; the function never writes an assignment
 	DefaultComplianceSched  = "0 0 */6 * * *"
 	DefaultRotationSchedule = "0 30 3 * * *"
 	MaxPermissionLevel      = 2
@@ -63,11 +70,14 @@ type Config struct {
 	Overlap         time.Duration
 	Remediate       bool
 	GraphEndpoint   string
+	ARMEndpoint     string // Azure Resource Manager root (no trailing slash), for the consumer refresh
 	ComplianceSched string
 	RotationSched   string
 	RefreshSiteIDs  []string
 	ClientID        string
 	Port            string
+	Consent         string // ConsentGrant or ConsentAdmin
+	AuthorityHost   string // Entra ID's token service root (no trailing slash)
 }
 
 // SettingError is one invalid setting.
@@ -166,10 +176,13 @@ func Load(getenv func(string) string) (Config, error) {
 		UniqueName:      get(EnvUniqueName, DefaultUniqueName),
 		SecretName:      get(EnvSecretName, DefaultSecretName),
 		GraphEndpoint:   strings.TrimRight(get(EnvGraphEndpoint, DefaultGraphEndpoint), "/"),
+		ARMEndpoint:     strings.TrimRight(get(EnvARMEndpoint, DefaultARMEndpoint), "/"),
 		ComplianceSched: get(EnvComplianceSched, DefaultComplianceSched),
 		RotationSched:   get(EnvRotationSched, DefaultRotationSchedule),
 		ClientID:        strings.TrimSpace(getenv(EnvClientID)),
 		Port:            strings.TrimSpace(getenv(EnvPort)),
+		Consent:         strings.ToLower(get(EnvConsent, ConsentGrant)),
+		AuthorityHost:   strings.TrimRight(get(EnvAuthorityHost, DefaultAuthorityHost), "/"),
 	}
 
 	raw := strings.TrimSpace(getenv(EnvKeyVaultURL))
@@ -209,8 +222,20 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		fail(EnvRemediate, getenv(EnvRemediate), "true or false")
 	}
-	if u, err := url.Parse(c.GraphEndpoint); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	if !rootURL(c.GraphEndpoint) {
 		fail(EnvGraphEndpoint, c.GraphEndpoint, "an https root URL without a path, such as https://graph.microsoft.com")
+	}
+	if !rootURL(c.ARMEndpoint) {
+		fail(EnvARMEndpoint, c.ARMEndpoint, "an https root URL without a path, such as https://management.azure.com "+
+			"(https://management.usgovcloudapi.net for Azure Government)")
+	}
+	if !rootURL(c.AuthorityHost) {
+		fail(EnvAuthorityHost, c.AuthorityHost, "an https root URL without a path, such as https://login.microsoftonline.com "+
+			"(https://login.microsoftonline.us for Azure Government)")
+	}
+	if c.Consent != ConsentGrant && c.Consent != ConsentAdmin {
+		fail(EnvConsent, getenv(EnvConsent), `"grant" (the function grants admin consent; its identity holds AppRoleAssignment.ReadWrite.All) `+
+			`or "admin" (an administrator consents once)`)
 	}
 	for _, s := range []struct{ name, value string }{{EnvComplianceSched, c.ComplianceSched}, {EnvRotationSched, c.RotationSched}} {
 		if _, err := ncrontab.Parse(s.value); err != nil {
@@ -240,6 +265,16 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, &Error{Settings: bad}
 	}
 	return c, nil
+}
+
+// rootURL tells whether v is an https URL with a host and nothing else (no path, query, fragment or user).
+func rootURL(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return false
+	}
+	_, rest, _ := strings.Cut(v, "://")
+	return !strings.ContainsAny(rest, "?#@")
 }
 
 // vaultURL normalises a Key Vault URL to https://host/ and tells whether it is one.

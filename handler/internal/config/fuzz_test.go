@@ -12,12 +12,16 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/ncrontab"
 )
 
-// fuzzedSettings are the settings FuzzLoad fills, in the order of its arguments.
+// fuzzedSettings are the settings FuzzLoad fills, in the order of its arguments. EnvARMEndpoint, checked
+// like EnvGraphEndpoint, gets the graph argument too (a new argument would invalidate the seed corpus).
 var fuzzedSettings = []string{
 	EnvKeyVaultURL, EnvDisplayName, EnvUniqueName, EnvPermissionLevel, EnvSecretName, EnvSecretLifetime,
 	EnvSecretRenewBefore, EnvSecretOverlap, EnvRemediate, EnvGraphEndpoint, EnvComplianceSched, EnvRotationSched,
 	EnvRefreshSiteIDs, EnvClientID, EnvPort,
 }
+
+// alsoFuzzed are settings that take the value of a fuzzed one.
+var alsoFuzzed = map[string]string{EnvARMEndpoint: EnvGraphEndpoint}
 
 // The contract's patterns, as regular expressions: an oracle independent of Load's hand-written checks.
 var (
@@ -38,6 +42,9 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kv, display, unique, level, secret, lifetime, renew, overlap, remediate, graph, cs, rs, sites, client, port string) {
 		values := []string{kv, display, unique, level, secret, lifetime, renew, overlap, remediate, graph, cs, rs, sites, client, port}
 		getenv := func(name string) string {
+			if other, ok := alsoFuzzed[name]; ok {
+				name = other
+			}
 			if i := slices.Index(fuzzedSettings, name); i >= 0 {
 				return values[i]
 			}
@@ -54,7 +61,8 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("error %T %v: want an *Error listing the invalid settings", err, err)
 			}
 			for _, se := range ce.Settings {
-				if !slices.Contains(fuzzedSettings, se.Name) || se.Expected == "" || !strings.Contains(err.Error(), se.Name) {
+				_, also := alsoFuzzed[se.Name]
+				if !(slices.Contains(fuzzedSettings, se.Name) || also) || se.Expected == "" || !strings.Contains(err.Error(), se.Name) {
 					t.Fatalf("setting error %+v in %q: want a known setting, what it expects, named in the message", se, err)
 				}
 			}
@@ -98,6 +106,9 @@ func checkValid(t *testing.T, c Config) {
 	}
 	if !strings.HasPrefix(c.GraphEndpoint, "https://") || strings.HasSuffix(c.GraphEndpoint, "/") {
 		fail("graph endpoint %q", c.GraphEndpoint)
+	}
+	if !strings.HasPrefix(c.ARMEndpoint, "https://") || strings.HasSuffix(c.ARMEndpoint, "/") || strings.ContainsAny(c.ARMEndpoint[len("https://"):], "/?#@") {
+		fail("ARM endpoint %q", c.ARMEndpoint)
 	}
 	for _, s := range []string{c.ComplianceSched, c.RotationSched} {
 		if _, err := ncrontab.Parse(s); err != nil {

@@ -122,6 +122,7 @@ type app struct {
 }
 
 type setup struct {
+	tenant   *emulator.Tenant // an existing tenant (of an earlier app of the test); nil: a fresh one
 	opts     emulator.Options
 	settings map[string]string       // app settings on top of the tenant's
 	before   func(*emulator.Tenant)  // runs before the handler starts
@@ -131,17 +132,22 @@ type setup struct {
 // start runs a function app on a fresh emulated tenant.
 func start(t *testing.T, s setup) *app {
 	t.Helper()
-	tenant, err := emulator.Start(s.opts)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
+	tenant := s.tenant
+	if tenant == nil {
+		var err error
+		if tenant, err = emulator.Start(s.opts); err != nil {
+			t.Fatalf("emulator.Start: %v", err)
+		}
 	}
 	a := &app{t: t, tenant: tenant, logs: &syncBuffer{}}
 	t.Cleanup(func() {
-		tenant.Close()
-		if u := tenant.Unknown(); len(u) > 0 {
-			t.Errorf("the emulated tenant got requests it does not know: %v", u)
+		if s.tenant == nil {
+			tenant.Close()
+			if u := tenant.Unknown(); len(u) > 0 {
+				t.Errorf("the emulated tenant got requests it does not know: %v", u)
+			}
+			addIssued(t, tenant)
 		}
-		addIssued(t, tenant)
 		record(a.logs.Bytes())
 		if t.Failed() {
 			t.Logf("handler and host output:\n%s", a.logs.Bytes())

@@ -135,18 +135,42 @@ type crashStep struct {
 	op    string
 	skip  int // matching requests let through first (the second assignment)
 	label string
+	state string // what an admin did before the run: "", stateDeleted or stateDisabled
 }
 
+// What an admin did to the secret before a crash step's run (reference section 8).
+const (
+	stateDeleted  = "secret deleted"   // soft-deleted: the run recovers it, which takes crashRecovery
+	stateDisabled = "version disabled" // the current version disabled: the run stores a new one
+)
+
+// crashRecovery is how long a recovery of the soft-deleted secret takes in the crash steps: long enough
+// that the new process may start while it still runs.
+const crashRecovery = 3 * time.Second
+
 var crashSteps = []crashStep{
-	{"provision", emulator.OpUpsertApplication, 0, "upsertApplication"},
-	{"provision", emulator.OpCreateServicePrincipal, 0, "createServicePrincipal"},
-	{"provision", emulator.OpAssignAppRole, 0, "assignAppRole #1"},
-	{"provision", emulator.OpAssignAppRole, 1, "assignAppRole #2"},
-	{"provision", emulator.OpAddPassword, 0, "addPassword"},
-	{"provision", emulator.OpSetSecret, 0, "setSecret"},
-	{"rotation", emulator.OpAddPassword, 0, "addPassword"},
-	{"rotation", emulator.OpSetSecret, 0, "setSecret"},
-	{"rotation", emulator.OpRemovePassword, 0, "removePassword"},
+	{"provision", emulator.OpUpsertApplication, 0, "upsertApplication", ""},
+	{"provision", emulator.OpCreateServicePrincipal, 0, "createServicePrincipal", ""},
+	{"provision", emulator.OpAssignAppRole, 0, "assignAppRole #1", ""},
+	{"provision", emulator.OpAssignAppRole, 1, "assignAppRole #2", ""},
+	{"provision", emulator.OpAddPassword, 0, "addPassword", ""},
+	{"provision", emulator.OpSetSecret, 0, "setSecret", ""},
+	{"rotation", emulator.OpAddPassword, 0, "addPassword", ""},
+	{"rotation", emulator.OpSetSecret, 0, "setSecret", ""},
+	{"rotation", emulator.OpRemovePassword, 0, "removePassword", ""},
+	{"provision", emulator.OpRecoverDeletedSecret, 0, "recoverDeletedSecret", stateDeleted},
+	{"rotation", emulator.OpRecoverDeletedSecret, 0, "recoverDeletedSecret", stateDeleted},
+	{"rotation", emulator.OpSetSecret, 0, "setSecret after the recovery", stateDeleted},
+	{"provision", emulator.OpSetSecret, 0, "setSecret replacing the disabled version", stateDisabled},
+	{"rotation", emulator.OpSetSecret, 0, "setSecret replacing the disabled version", stateDisabled},
+}
+
+// name is the step's run, with what was done to the secret before it.
+func (s crashStep) name() string {
+	if s.state == "" {
+		return s.run
+	}
+	return s.run + " (" + s.state + ")"
 }
 
 // TestReliabilityCrashAtEveryStep kills the handler process with SIGKILL right after each write of a
@@ -157,7 +181,7 @@ func TestReliabilityCrashAtEveryStep(t *testing.T) {
 	rows := make([][]string, len(crashSteps))
 	t.Run("steps", func(t *testing.T) {
 		for i, step := range crashSteps {
-			t.Run(step.run+" "+step.label, func(t *testing.T) {
+			t.Run(step.name()+" "+step.label, func(t *testing.T) {
 				t.Parallel()
 				rows[i] = crashAt(t, step)
 			})
@@ -172,6 +196,8 @@ func TestReliabilityCrashAtEveryStep(t *testing.T) {
 			"a rotation run here renews the secret and removes the credential whose overlap has passed: three writes",
 			"cred, ver: the application's password credentials and the secret's versions; unnamed: credentials that no version names (left by the killed run), which the orphan rule removes once an hour old",
 			"the rotation past the orphan rule runs after the state was aged by 61 minutes (every time in the tenant moved back), as the handler runs on the wall clock",
+			fmt.Sprintf("(secret deleted): the secret soft-deleted before the run; a recovery takes %s, so the new process may start while it runs (Key Vault then answers 404 to reads and 409 ObjectIsBeingRecovered to writes)", crashRecovery),
+			"(version disabled): the current version disabled before the run (403 SecretDisabled on read); the run stores a new version, and the disabled version's credential follows the overlap rule",
 		},
 	}
 	for _, r := range rows {
@@ -197,6 +223,11 @@ func crashAt(t *testing.T, step crashStep) []string {
 		}
 	}
 	call := (*process).provision
+	if step.run == "provision" && step.state != "" {
+		if status, body, err := a.provision(); err != nil || status != http.StatusCreated {
+			t.Fatalf("setting up: provision: %d %s %v", status, body, err)
+		}
+	}
 	if step.run == "rotation" {
 		// Provisioned, renewed once, the overlap passed, and due again: the next rotation adds a
 		// credential, stores it, and removes the credential replaced two renewals ago.
@@ -211,6 +242,17 @@ func crashAt(t *testing.T, step crashStep) []string {
 		reliability.Age(tenant, 49*time.Hour)
 		dueIn(tenant, 20*24*time.Hour)
 		call = (*process).rotate
+	}
+	switch step.state {
+	case stateDeleted:
+		if err := tenant.DeleteSecret(secretName); err != nil {
+			t.Fatalf("setting up: %v", err)
+		}
+		tenant.SetRecoveryDelay(crashRecovery)
+	case stateDisabled:
+		if err := tenant.DisableCurrentVersion(secretName); err != nil {
+			t.Fatalf("setting up: %v", err)
+		}
 	}
 	service := serviceOf(step.op)
 	tenant.ResetStats()
@@ -267,7 +309,7 @@ func crashAt(t *testing.T, step crashStep) []string {
 		t.Errorf("the rotation past the orphan rule: %d %s %v", status, body, err)
 	}
 	check("after a rotation past the orphan rule", reliability.Cleaned)
-	return []string{step.run, step.label, killed, afterKill, again, summarize(tenant), reliability.Verdict(violations)}
+	return []string{step.name(), step.label, killed, afterKill, again, summarize(tenant), reliability.Verdict(violations)}
 }
 
 // dueIn moves the current credential's end (and its version's exp) to now+d: inside the renewal window.
@@ -285,11 +327,19 @@ func summarize(tenant *emulator.Tenant) string {
 	if app == nil {
 		return "no application"
 	}
-	versions := 0
+	versions, where := 0, ""
 	if sec := s.Secret(secretName); sec != nil {
 		versions = len(sec.Versions)
 	}
-	out := fmt.Sprintf("%d cred, %d ver", len(app.PasswordCredentials), versions)
+	for _, d := range s.DeletedSecrets {
+		if strings.EqualFold(d.Name, secretName) {
+			versions, where = len(d.Versions), " (deleted)"
+			if !d.RecoveredAt.IsZero() {
+				where = " (being recovered)"
+			}
+		}
+	}
+	out := fmt.Sprintf("%d cred, %d ver%s", len(app.PasswordCredentials), versions, where)
 	if n := len(reliability.Unnamed(s, "scepman", secretName)); n > 0 {
 		out += fmt.Sprintf(", %d unnamed", n)
 	}
@@ -345,11 +395,11 @@ func badRequests() []badRequest {
 		{"timer text/plain", true, http.MethodPost, "/rotate", "text/plain", timerBody, false, 400, "InvalidContentType", "an invocation with Content-Type \"text/plain\""},
 		{"timer empty", true, http.MethodPost, "/rotate", js, "", false, 400, "InvalidInvocation", "empty body"},
 		{"timer not JSON", true, http.MethodPost, "/compliance", js, "timer", false, 400, "InvalidInvocation", "not valid JSON"},
-		{"timer without binding", true, http.MethodPost, "/compliance", js, `{"Data":{}}`, false, 400, "InvalidInvocation", "Data.timer: missing"},
-		{"timer binding null", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":null}}`, false, 400, "InvalidInvocation", "Data.timer: null"},
-		{"timer bad time", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"yesterday","Next":"x","LastUpdated":"x"},"IsPastDue":false}}}`, false, 400, "InvalidInvocation", "Data.timer.ScheduleStatus.Last"},
-		{"timer IsPastDue a string", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":{"Schedule":{},"IsPastDue":"no"}}}`, false, 400, "InvalidInvocation", "Data.timer.IsPastDue"},
-		{"timer binding a bad JSON string", true, http.MethodPost, "/rotate", js, `{"Data":{"timer":"{\"IsPastDue\":"}}`, false, 400, "InvalidInvocation", "Data.timer"},
+		{"timer array", true, http.MethodPost, "/compliance", js, `[{"Data":{}}]`, false, 400, "InvalidInvocation", "an array: expected a JSON object"},
+		{"timer null", true, http.MethodPost, "/rotate", js, `null`, false, 400, "InvalidInvocation", "null: expected a JSON object"},
+		{"timer a JSON string", true, http.MethodPost, "/rotate", js, `"{\"Data\":{}}"`, false, 400, "InvalidInvocation", "expected a JSON object"},
+		{"timer a number", true, http.MethodPost, "/rotate", js, `42`, false, 400, "InvalidInvocation", "the number 42: expected a JSON object"},
+		{"timer two objects", true, http.MethodPost, "/rotate", js, `{} {}`, false, 400, "InvalidInvocation", "unexpected data after the JSON value"},
 		{"timer oversized", true, http.MethodPost, "/rotate", js, big, false, 413, "RequestTooLarge", "exceeds the limit"},
 	}
 }

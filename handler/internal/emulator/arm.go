@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -22,7 +23,23 @@ func (t *Tenant) armRoute(req *request) (route, bool) {
 	}}, true
 }
 
-// armAuth checks api-version and the ARM bearer token.
+// ARMRequestsByHost counts the ARM requests that carried an api-version, by the host name they were sent
+// to (ARMHost, ARMHostUSGov), since Start: which cloud's ARM a client reached.
+func (t *Tenant) ARMRequestsByHost() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.cloud.armHosts)
+}
+
+// armAudience is the audience of the tokens ARM accepts at host: each cloud's ARM takes its own.
+func armAudience(host string) string {
+	if strings.EqualFold(hostOnly(host), ARMHostUSGov) {
+		return AudienceARMUSGov
+	}
+	return AudienceARM
+}
+
+// armAuth checks api-version and the ARM bearer token (for the audience of the host it was sent to).
 func (t *Tenant) armAuth(req *request) *answer {
 	v := req.query.Get("api-version")
 	if v == "" {
@@ -32,12 +49,16 @@ func (t *Tenant) armAuth(req *request) *answer {
 	}
 	t.mu.Lock()
 	t.stats.APIVersions[ServiceARM+" "+v]++
+	if t.cloud.armHosts == nil {
+		t.cloud.armHosts = map[string]int{}
+	}
+	t.cloud.armHosts[strings.ToLower(hostOnly(req.host))]++
 	t.mu.Unlock()
 	raw := bearerToken(req.header.Get("Authorization"))
 	var ans answer
 	if raw == "" {
 		ans = t.errorAnswer(req, http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-	} else if c, err := verifyToken(raw, t.tenantID, AudienceARM, time.Now()); err != nil {
+	} else if c, err := verifyToken(raw, t.tenantID, armAudience(req.host), time.Now()); err != nil {
 		t.logf("emulator: ARM rejects the token of %s: %v", req.target(), err)
 		ans = t.errorAnswer(req, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid: "+err.Error()+".")
 	} else {

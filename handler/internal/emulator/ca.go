@@ -18,6 +18,7 @@ const (
 	GraphHost    = "graph.microsoft.com"
 	VaultSuffix  = ".vault.azure.net"
 	ARMHost      = "management.azure.com"
+	ARMHostUSGov = "management.usgovcloudapi.net" // ARM of Azure Government (APPREG_ARM_ENDPOINT of a national cloud)
 	LoginHost    = "login.microsoftonline.com"
 	vaultPattern = "*" + VaultSuffix
 )

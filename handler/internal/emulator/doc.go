@@ -1,6 +1,7 @@
 // Package emulator is an emulated Azure tenant for tests and for the local host of `make run`: the part
 // of Microsoft Graph v1.0 this project uses, one Key Vault's secrets API, the App Service managed
-// identity endpoint, and the ARM call that refreshes an App Service's Key Vault references.
+// identity endpoint, the Entra ID token service's client-credentials grant, and the ARM call that
+// refreshes an App Service's Key Vault references.
 //
 // The production code talks to it with the real SDK clients and the real host names; only the network
 // and the trust move (see /work/shared/reference/azure.md, section 7):
@@ -86,6 +87,29 @@
 // SetVaultFirewall (off by default) answers every Key Vault request that carries a valid token with 403
 // Forbidden, inner code ForbiddenByFirewall, as a vault whose firewall refuses the caller's address; the
 // 401 challenge still comes first. A missing role answers 403 with inner code ForbiddenByRbac.
+//
+// # The token service (login.microsoftonline.com)
+//
+// ServiceLogin serves what azidentity's ClientSecretCredential needs (login.go): instance discovery
+// (GET /common/discovery/instance, OpLoginInstanceDiscovery: MSAL asks it once per credential for its
+// token cache's aliases unless DisableInstanceDiscovery), the tenant's OpenID configuration (GET
+// /{tenant}/v2.0/.well-known/openid-configuration, OpLoginOpenIDConfiguration: once per credential) and
+// the client-credentials grant (POST /{tenant}/oauth2/v2.0/token, OpLoginToken) with client_id,
+// client_secret and scope {resource}/.default, where resource is a service principal's appId, one of its ServicePrincipalNames (Microsoft Graph:
+// https://graph.microsoft.com; Intune API: https://api.manage.microsoft.com/) or its application's
+// identifierUris. A tenant other than the tenant's id answers 400 invalid_tenant AADSTS90002.
+//
+// A token is issued only for a replicated application (else 400 unauthorized_client AADSTS700016) with a
+// service principal (else 401 invalid_client AADSTS7000229) that is enabled (else 400 unauthorized_client
+// AADSTS7000112, see SetServicePrincipalEnabled), a replicated password credential whose secretText is the
+// client_secret and that is older than SetSignInAcceptanceDelay (else 401 invalid_client AADSTS7000215)
+// and not expired by Options.Now (else 401 invalid_client AADSTS7000222), for a known, enabled resource
+// (else 400 invalid_resource AADSTS500011). Refusals carry Entra's body: error, error_description,
+// error_codes, timestamp, trace_id, correlation_id, error_uri. The token is a v1.0 JWT signed like every
+// other token (aud = the resource as requested, iss https://sts.windows.net/{tid}/, appid, oid and sub =
+// the client's service principal, idtyp app) whose roles claim lists the values of the client's app role
+// assignments on the resource (left out when there are none); it is recorded in IssuedSecrets. A
+// client_assertion (federated credentials) and other grant types are not served yet: 400, kept in Unknown.
 //
 // # Faults
 //

@@ -120,15 +120,43 @@ func (t *Tenant) identityAuth(req *request) *answer {
 	return nil
 }
 
+// msgNoSuchIdentity is App Service's answer (400) to a token request for a user-assigned identity that
+// is not attached to the app: a client_id (or object id, principal id, resource id) it does not know.
+const msgNoSuchIdentity = "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."
+
+// cloudState is what the tenant knows about the managed identity endpoint and ARM beyond the defaults.
+type cloudState struct {
+	identityFailure identityFailure // SetIdentityFailure
+	armHosts        map[string]int  // ARM requests by host name (ARMRequestsByHost)
+}
+
+// identityFailure is what SetIdentityFailure set: status 0 is off.
+type identityFailure struct {
+	status  int
+	message string
+}
+
+// SetIdentityFailure makes the managed identity endpoint answer every token request with status and App
+// Service's JSON error shape {"statusCode": status, "message": message, "correlationId": "<guid>"}, as
+// App Service does when the app has no managed identity enabled (e.g. 400 and "No User Assigned or
+// Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."). A request without
+// the right X-IDENTITY-HEADER is still refused for that, and one that names a user-assigned identity the
+// app lacks still gets App Service's 400 for it. An empty message is "Emulated managed identity
+// failure.". Status 0 turns it off (the default).
+func (t *Tenant) SetIdentityFailure(status int, message string) {
+	if message == "" {
+		message = "Emulated managed identity failure."
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cloud.identityFailure = identityFailure{status: status, message: message}
+}
+
 // issueIdentityToken answers a token request. Runs under t.mu.
 func (t *Tenant) issueIdentityToken(req *request) answer {
 	q := req.query
-	resource := q.Get("resource")
-	aud, ok := canonicalResource(resource)
-	if !ok {
-		return t.errorAnswer(req, http.StatusBadRequest, "", "AADSTS500011: The resource principal named "+resource+
-			" was not found in the tenant named "+t.tenantID+".")
-	}
+	// A user-assigned identity the app does not have: App Service answers 400 with this message, whichever
+	// of the four parameters named it, also while SetIdentityFailure is on.
 	for _, p := range []struct{ name, want string }{
 		{"client_id", t.identityClientID},
 		{"object_id", t.identityObjectID},
@@ -136,8 +164,17 @@ func (t *Tenant) issueIdentityToken(req *request) answer {
 		{"mi_res_id", "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/emulated/providers/Microsoft.ManagedIdentity/userAssignedIdentities/appreg-function"},
 	} {
 		if v := q.Get(p.name); v != "" && !strings.EqualFold(v, p.want) {
-			return t.errorAnswer(req, http.StatusBadRequest, "", "Unable to load the requested managed identity ("+p.name+"="+v+").")
+			return t.errorAnswer(req, http.StatusBadRequest, "", msgNoSuchIdentity)
 		}
+	}
+	if f := t.cloud.identityFailure; f.status != 0 {
+		return t.errorAnswer(req, f.status, "", f.message)
+	}
+	resource := q.Get("resource")
+	aud, ok := canonicalResource(resource)
+	if !ok {
+		return t.errorAnswer(req, http.StatusBadRequest, "", "AADSTS500011: The resource principal named "+resource+
+			" was not found in the tenant named "+t.tenantID+".")
 	}
 	now := time.Now()
 	exp := now.Add(tokenLifetime)

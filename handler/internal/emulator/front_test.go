@@ -212,7 +212,7 @@ func TestUnknownRoutesAreRecorded(t *testing.T) {
 		{"vault purge", http.MethodDelete, h.tenant.VaultURL() + "deletedsecrets/x?api-version=7.4", vtok, 404},
 		{"vault keys", http.MethodGet, h.tenant.VaultURL() + "keys?api-version=7.4", vtok, 404},
 		{"other vault", http.MethodGet, "https://someone-else.vault.azure.net/secrets?api-version=7.4", vtok, 404},
-		{"other host", http.MethodGet, "https://" + LoginHost + "/common/discovery/instance", "", 404},
+		{"login path", http.MethodGet, "https://" + LoginHost + "/nope", "", 404},
 		{"front path", http.MethodGet, h.tenant.ProxyURL() + "/metadata/identity/oauth2/token", "", 404},
 	}
 	for i, tc := range tests {

@@ -889,7 +889,7 @@ func (t *Tenant) addPassword(req *request, key entityKey) answer {
 	secret := newSecretText()
 	cred := PasswordCredential{
 		KeyID: NewGUID(), DisplayName: displayName, Hint: secret[:3], SecretText: secret,
-		StartDateTime: start, EndDateTime: end, VisibleAt: t.visibleAt(),
+		StartDateTime: start, EndDateTime: end, VisibleAt: t.visibleAt(), AddedAt: time.Now(),
 	}
 	app.PasswordCredentials = append(app.PasswordCredentials, cred)
 	t.noteCreated(req, cred.KeyID)

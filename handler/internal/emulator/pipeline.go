@@ -154,6 +154,8 @@ func (t *Tenant) serviceOf(host string) string {
 		return ServiceKeyVault
 	case ARMHost, ARMHostUSGov:
 		return ServiceARM
+	case LoginHost:
+		return ServiceLogin
 	}
 	return ""
 }
@@ -321,6 +323,8 @@ func (t *Tenant) routeFor(req *request) (route, bool) {
 		return t.armRoute(req)
 	case ServiceIdentity:
 		return t.identityRoute(req)
+	case ServiceLogin:
+		return t.loginRoute(req)
 	}
 	return route{}, false
 }
@@ -336,6 +340,8 @@ func (t *Tenant) authenticate(req *request) *answer {
 		return t.armAuth(req)
 	case ServiceIdentity:
 		return t.identityAuth(req)
+	case ServiceLogin:
+		return nil // no bearer token: clients authenticate in the token request itself (login.go)
 	}
 	return nil
 }
@@ -359,6 +365,10 @@ func (t *Tenant) unknownRoute(req *request) answer {
 		return t.errorAnswer(req, http.StatusNotFound, "NotFound", "The requested resource or operation does not exist: "+req.method+" "+req.path)
 	case ServiceARM:
 		return t.errorAnswer(req, http.StatusNotFound, "NoRegisteredProviderFound", "No registered resource provider found for "+req.method+" "+req.path+".")
+	case ServiceLogin:
+		return jsonAnswer(http.StatusNotFound, map[string]any{
+			"statusCode": http.StatusNotFound, "message": "Not found: " + req.method + " " + req.path, "correlationId": req.requestID,
+		}, "application/json; charset=utf-8")
 	}
 	return t.errorAnswer(req, http.StatusNotFound, "NotFound", "Not found: "+req.method+" "+req.path)
 }
@@ -371,6 +381,8 @@ func (t *Tenant) errorAnswer(req *request, status int, code, message string) ans
 	case ServiceKeyVault, ServiceARM:
 		return jsonAnswer(status, map[string]any{"error": map[string]any{"code": code, "message": message}},
 			"application/json; charset=utf-8")
+	case ServiceLogin:
+		return loginError(req, status, code, 0, message)
 	}
 	return jsonAnswer(status, map[string]any{
 		"statusCode": status, "message": message, "correlationId": req.requestID,

@@ -39,6 +39,7 @@ func (t *Tenant) seed(noIntune bool) {
 	graph := ServicePrincipal{
 		ID: NewGUID(), AppID: GraphAppID, DisplayName: "Microsoft Graph", ServicePrincipalType: "Application",
 		AppOwnerOrganizationID: "f8cdef31-a31e-4b4a-93e4-5f571e91255a", AccountEnabled: true,
+		ServicePrincipalNames: []string{GraphAppID, AudienceGraph, AudienceGraph + "/"},
 	}
 	for _, r := range graphAppRoles {
 		graph.AppRoles = append(graph.AppRoles, AppRole{
@@ -51,6 +52,7 @@ func (t *Tenant) seed(noIntune bool) {
 		t.state.ServicePrincipals = append(t.state.ServicePrincipals, ServicePrincipal{
 			ID: NewGUID(), AppID: IntuneAPIAppID, DisplayName: "Microsoft Intune API", ServicePrincipalType: "Application",
 			AppOwnerOrganizationID: "f8cdef31-a31e-4b4a-93e4-5f571e91255a", AccountEnabled: true,
+			ServicePrincipalNames: []string{IntuneAPIAppID, AudienceIntuneAPI},
 			AppRoles: []AppRole{{
 				ID: IntuneSCEPChallengeRoleID, Value: "scep_challenge_provider", DisplayName: "SCEP Challenge Provider",
 				Description: "Allows the app to validate SCEP challenges.", AllowedMemberTypes: []string{"Application"}, IsEnabled: true,

@@ -65,6 +65,8 @@ type PasswordCredential struct {
 	StartDateTime time.Time
 	EndDateTime   time.Time
 	VisibleAt     time.Time
+	// AddedAt is when addPassword added it (wall clock), for the sign-in acceptance delay; zero: long ago.
+	AddedAt time.Time
 }
 
 // ServicePrincipal is a Graph service principal.
@@ -79,7 +81,10 @@ type ServicePrincipal struct {
 	Notes                  string
 	AppRoles               []AppRole
 	Owners                 []string
-	VisibleAt              time.Time
+	// ServicePrincipalNames are the names a token request may use for the resource besides its appId
+	// (identifier URIs such as https://graph.microsoft.com).
+	ServicePrincipalNames []string
+	VisibleAt             time.Time
 }
 
 // AppRole is an application permission a service principal offers.
@@ -249,6 +254,7 @@ func (s *State) clone() State {
 	for i, sp := range s.ServicePrincipals {
 		sp.Tags = slices.Clone(sp.Tags)
 		sp.Owners = slices.Clone(sp.Owners)
+		sp.ServicePrincipalNames = slices.Clone(sp.ServicePrincipalNames)
 		sp.AppRoles = slices.Clone(sp.AppRoles)
 		for j := range sp.AppRoles {
 			sp.AppRoles[j].AllowedMemberTypes = slices.Clone(sp.AppRoles[j].AllowedMemberTypes)

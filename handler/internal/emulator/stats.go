@@ -8,6 +8,7 @@ const (
 	ServiceKeyVault = "keyvault"
 	ServiceIdentity = "identity"
 	ServiceARM      = "arm"
+	ServiceLogin    = "login" // the Entra ID token service at login.microsoftonline.com (login.go)
 )
 
 // Operation names, as used in Stats and Fault. A request that hits no route counts as "<service>.unknown".
@@ -36,6 +37,9 @@ const (
 	OpRecoverDeletedSecret     = "keyvault.recoverDeletedSecret" // POST /deletedsecrets/{name}/recover
 	OpIdentityToken            = "identity.token"
 	OpRefreshConfigReferences  = "arm.refreshConfigReferences"
+	OpLoginInstanceDiscovery   = "login.instanceDiscovery"   // GET /common/discovery/instance
+	OpLoginOpenIDConfiguration = "login.openidConfiguration" // GET /{tenant}/v2.0/.well-known/openid-configuration
+	OpLoginToken               = "login.token"               // POST /{tenant}/oauth2/v2.0/token
 	opUnknownSuffix            = ".unknown"
 	statusClientClosedRequest  = 499 // recorded when a fault dropped or hung the answer
 	statusDroppedWithoutAnswer = statusClientClosedRequest

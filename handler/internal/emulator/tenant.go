@@ -108,7 +108,7 @@ type Tenant struct {
 	graphRealism        realism              // SetGraphRealism and what it needs to know (realism.go)
 	sites               map[string]int       // lower-cased site id -> status
 	siteNames           map[string]string    // lower-cased site id -> id as registered
-	identityFailure     identityFailure      // SetIdentityFailure (front.go)
+	cloud               cloudState           // SetIdentityFailure, ARMRequestsByHost (front.go, arm.go)
 	faults              []*faultEntry
 	rng                 *rand.Rand
 	stats               Stats
@@ -116,6 +116,7 @@ type Tenant struct {
 	unknown             []string
 	tunnels             map[net.Conn]struct{}
 	vaultRealism        vaultRealism // Key Vault behaviours that are off by default (vault_deleted.go)
+	login               loginState   // the token service's settings (login.go)
 }
 
 // Start starts an emulated tenant. Close it when done.

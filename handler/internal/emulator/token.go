@@ -18,6 +18,9 @@ const (
 	AudienceGraph = "https://graph.microsoft.com"
 	AudienceVault = "https://vault.azure.net"
 	AudienceARM   = "https://management.azure.com"
+	// AudienceARMUSGov is Azure Government's ARM: the emulator answers ARM at ARMHostUSGov too, with
+	// tokens for this audience.
+	AudienceARMUSGov = "https://management.usgovcloudapi.net"
 )
 
 // tokenLifetime is how long an access token is valid.
@@ -71,6 +74,8 @@ func canonicalResource(resource string) (string, bool) {
 		return AudienceVault, true
 	case AudienceARM, "https://management.core.windows.net":
 		return AudienceARM, true
+	case AudienceARMUSGov, "https://management.core.usgovcloudapi.net":
+		return AudienceARMUSGov, true
 	}
 	return "", false
 }

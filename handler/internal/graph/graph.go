@@ -486,6 +486,17 @@ func (d *Directory) AssignAppRole(ctx context.Context, principalID, resourceID, 
 	return fromAssignment(res), nil
 }
 
+// RemoveAppRoleAssignment revokes an app role assignment granted to principalID.
+func (d *Directory) RemoveAppRoleAssignment(ctx context.Context, principalID, assignmentID string) error {
+	o := op{what: fmt.Sprintf("removing app role assignment %s of service principal %s", assignmentID, principalID), need: NeedAppRoleAssignmentRW}
+	ctx, a := d.start(ctx)
+	err := d.client.ServicePrincipals().ByServicePrincipalId(principalID).AppRoleAssignments().ByAppRoleAssignmentId(assignmentID).Delete(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.what, d.classify(ctx, o, a, err))
+	}
+	return nil
+}
+
 // MaxPasswordLifetime reads the tenant's default app management policy: the shortest maxLifetime of its
 // enabled passwordLifetime restrictions on applications, 0 when the policy is disabled or sets none.
 // restrictForAppsCreatedAfterDateTime is ignored: applying a restriction that might not apply to our

@@ -12,126 +12,192 @@ import (
 	"time"
 )
 
-// DecodeTimer decodes the body of a timer invocation whose binding is named binding (the contract's is
-// BindingTimer). It accepts what hosts send: ScheduleStatus null or absent, timestamps with or without an
-// offset (read as UTC) and with up to seven fractional digits, the binding value as an object or as a JSON
-// string that holds the object, and Metadata.RetryContext. Members it does not know are ignored; a member it
-// knows with the wrong type, a bad timestamp, or a missing binding is an *Error naming the member. A body over
-// MaxBodyBytes is ErrTooLarge.
+// maxWarnings bounds TimerInvocation.Warnings: a payload full of surprises still makes one short log line.
+const maxWarnings = 16
+
+// DecodeTimer reads the body of a timer invocation whose binding is named binding (the contract's is
+// BindingTimer). The payload is read for logging only, and a renewal must never be lost to a change in
+// the host's payload, so ANY JSON object is a valid invocation: what DecodeTimer can read it reads, and
+// whatever is missing, null or of an unexpected type is left at its zero value. It reads what hosts send:
+// ScheduleStatus null or absent, timestamps with or without an offset (read as UTC) and with up to seven
+// fractional digits, the binding value as an object or as a JSON string that holds the object, Metadata,
+// Metadata.sys and Metadata.RetryContext absent or present; member names are matched case-insensitively
+// and unknown members are ignored.
+//
+// A member that the host always sends but the body lacks (Data, the binding, Schedule, IsPastDue, the
+// members of ScheduleStatus, sys and RetryContext), and any member of an unexpected type or value, is
+// noted in TimerInvocation.Warnings for the caller to log; members that hosts leave out (ScheduleStatus,
+// Metadata, sys, RetryContext) are not.
+//
+// Only a body that is not one JSON object is an error: an *Error (wrapping ErrMalformed) for an empty
+// body, malformed JSON, data after the value, or a value other than an object (array, string, number,
+// null), and ErrTooLarge for a body over MaxBodyBytes.
 func DecodeTimer(body []byte, binding string) (TimerInvocation, error) {
 	var inv TimerInvocation
 	if len(body) > MaxBodyBytes {
 		return inv, ErrTooLarge
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return inv, &Error{Problem: `empty body: expected the host's JSON {"Data": {...}, "Metadata": {...}}`}
+		return inv, &Error{Problem: `empty body: expected the host's JSON object {"Data": {...}, "Metadata": {...}}`}
 	}
 	root, err := objectOf(body, "", false)
 	if err != nil {
 		return inv, err
 	}
+	r := &reader{}
 
-	dataRaw, ok := member(root, "Data")
-	if !ok || isNull(dataRaw) {
-		return inv, &Error{Path: "Data", Problem: "missing: expected an object with the function's input bindings"}
-	}
-	data, err := objectOf(dataRaw, "Data", false)
-	if err != nil {
-		return inv, err
-	}
-	key, timerRaw, ok := memberKey(data, binding)
-	if !ok {
-		return inv, &Error{Path: "Data." + binding, Problem: "missing: expected the timer binding" + present(data)}
-	}
-	inv.Binding = key
-	path := "Data." + key
-	if isNull(timerRaw) {
-		return inv, &Error{Path: path, Problem: "null: expected the TimerInfo object"}
-	}
-	if inv.Timer, err = decodeTimerInfo(timerRaw, path); err != nil {
-		return inv, err
-	}
-
-	metaRaw, ok := member(root, "Metadata")
-	if !ok || isNull(metaRaw) {
-		return inv, nil
-	}
-	meta, err := objectOf(metaRaw, "Metadata", false)
-	if err != nil {
-		return inv, err
-	}
-	if raw, ok := member(meta, "sys"); ok && !isNull(raw) {
-		sys, err := decodeSys(raw, "Metadata.sys")
-		if err != nil {
-			return inv, err
+	if data, ok := r.object(root, "Data", "Data", false, true); ok {
+		key, raw, found := memberKey(data, binding)
+		switch {
+		case !found:
+			r.warn("Data."+binding, "missing: expected the timer binding"+present(data))
+		case isNull(raw):
+			inv.Binding = key
+			r.warn("Data."+key, "null: expected the TimerInfo object")
+		default:
+			inv.Binding = key
+			if obj, ok := r.value(raw, "Data."+key, true); ok {
+				inv.Timer = r.timerInfo(obj, "Data."+key)
+			}
 		}
-		inv.Sys = &sys
 	}
-	if raw, ok := member(meta, "RetryContext"); ok && !isNull(raw) {
-		rc, err := decodeRetry(raw, "Metadata.RetryContext")
-		if err != nil {
-			return inv, err
+	if meta, ok := r.object(root, "Metadata", "Metadata", false, false); ok {
+		if sys, ok := r.object(meta, "sys", "Metadata.sys", false, false); ok {
+			s := r.sys(sys, "Metadata.sys")
+			inv.Sys = &s
 		}
-		inv.Retry = &rc
+		if rc, ok := r.object(meta, "RetryContext", "Metadata.RetryContext", true, false); ok {
+			c := r.retry(rc, "Metadata.RetryContext")
+			inv.Retry = &c
+		}
 	}
+	inv.Warnings = r.warnings
 	return inv, nil
 }
 
-func decodeTimerInfo(raw json.RawMessage, path string) (TimerInfo, error) {
-	var t TimerInfo
-	obj, err := objectOf(raw, path, true)
-	if err != nil {
-		return t, err
-	}
-	schedRaw, ok := member(obj, "Schedule")
-	if !ok || isNull(schedRaw) {
-		return t, &Error{Path: path + ".Schedule", Problem: `missing: expected an object such as {"AdjustForDST": true}`}
-	}
-	sched, err := objectOf(schedRaw, path+".Schedule", false)
-	if err != nil {
-		return t, err
-	}
-	if v, ok := member(sched, "AdjustForDST"); ok {
-		if t.Schedule.AdjustForDST, err = boolOf(v, path+".Schedule.AdjustForDST"); err != nil {
-			return t, err
-		}
-	}
-	if v, ok := member(obj, "ScheduleStatus"); ok && !isNull(v) {
-		st, err := decodeStatus(v, path+".ScheduleStatus")
-		if err != nil {
-			return t, err
-		}
-		t.ScheduleStatus = &st
-	}
-	v, ok := member(obj, "IsPastDue")
-	if !ok {
-		return t, &Error{Path: path + ".IsPastDue", Problem: "missing: expected true or false"}
-	}
-	if t.IsPastDue, err = boolOf(v, path+".IsPastDue"); err != nil {
-		return t, err
-	}
-	return t, nil
+// reader reads the members of a payload that it can, and notes the rest as warnings.
+type reader struct {
+	warnings []string
 }
 
-func decodeStatus(raw json.RawMessage, path string) (ScheduleStatus, error) {
-	var s ScheduleStatus
-	obj, err := objectOf(raw, path, false)
+func (r *reader) warn(path, problem string) {
+	switch {
+	case len(r.warnings) < maxWarnings:
+		r.warnings = append(r.warnings, path+": "+problem)
+	case len(r.warnings) == maxWarnings:
+		r.warnings = append(r.warnings, "…: more members of unexpected shape")
+	}
+}
+
+// object reads the member name of m as an object (with stringOK, also a JSON string that holds one). A
+// missing or null member is false, noted only with warnMissing; any other shape is false and noted.
+func (r *reader) object(m map[string]json.RawMessage, name, path string, stringOK, warnMissing bool) (map[string]json.RawMessage, bool) {
+	raw, ok := member(m, name)
+	if !ok || isNull(raw) {
+		if warnMissing {
+			what := "missing"
+			if ok {
+				what = "null"
+			}
+			r.warn(path, what+": expected an object")
+		}
+		return nil, false
+	}
+	return r.value(raw, path, stringOK)
+}
+
+// value reads raw as an object (see objectOf); a value of another shape is false and noted.
+func (r *reader) value(raw json.RawMessage, path string, stringOK bool) (map[string]json.RawMessage, bool) {
+	obj, err := objectOf(raw, path, stringOK)
 	if err != nil {
-		return s, err
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{{"Last", &s.Last}, {"Next", &s.Next}, {"LastUpdated", &s.LastUpdated}} {
-		v, ok := member(obj, f.name)
-		if !ok {
-			return s, &Error{Path: path + "." + f.name, Problem: "missing: expected a timestamp such as 2024-10-04T10:15:00+00:00"}
+		if e, ok := err.(*Error); ok {
+			r.warn(e.Path, e.Problem)
+		} else {
+			r.warn(path, err.Error())
 		}
-		if *f.dst, err = timeOf(v, path+"."+f.name); err != nil {
-			return s, err
+		return nil, false
+	}
+	return obj, true
+}
+
+// field returns the member name of m for a reader of one value; a missing member is noted when required.
+func (r *reader) field(m map[string]json.RawMessage, name, path string, required bool) (json.RawMessage, bool) {
+	raw, ok := member(m, name)
+	if !ok && required {
+		r.warn(path, "missing")
+	}
+	return raw, ok
+}
+
+func (r *reader) readBool(m map[string]json.RawMessage, name, path string, required bool) bool {
+	raw, ok := r.field(m, name, path, required)
+	if !ok {
+		return false
+	}
+	v, err := boolOf(raw, path)
+	r.note(err)
+	return v
+}
+
+func (r *reader) readString(m map[string]json.RawMessage, name, path string, required, nullOK bool) string {
+	raw, ok := r.field(m, name, path, required)
+	if !ok || (nullOK && isNull(raw)) {
+		return ""
+	}
+	v, err := stringOf(raw, path)
+	r.note(err)
+	return v
+}
+
+func (r *reader) readTime(m map[string]json.RawMessage, name, path string) time.Time {
+	raw, ok := r.field(m, name, path, true)
+	if !ok {
+		return time.Time{}
+	}
+	v, err := timeOf(raw, path)
+	r.note(err)
+	return v
+}
+
+func (r *reader) readCount(m map[string]json.RawMessage, name, path string) int {
+	raw, ok := r.field(m, name, path, true)
+	if !ok {
+		return 0
+	}
+	v, err := countOf(raw, path)
+	r.note(err)
+	return v
+}
+
+// note turns a value reader's *Error into a warning.
+func (r *reader) note(err error) {
+	if err == nil {
+		return
+	}
+	if e, ok := err.(*Error); ok {
+		r.warn(e.Path, e.Problem)
+		return
+	}
+	r.warn("", err.Error())
+}
+
+func (r *reader) timerInfo(obj map[string]json.RawMessage, path string) TimerInfo {
+	var t TimerInfo
+	if raw, ok := r.field(obj, "Schedule", path+".Schedule", true); ok {
+		if sched, ok := r.value(raw, path+".Schedule", false); ok {
+			t.Schedule.AdjustForDST = r.readBool(sched, "AdjustForDST", path+".Schedule.AdjustForDST", false)
 		}
 	}
-	return s, nil
+	if st, ok := r.object(obj, "ScheduleStatus", path+".ScheduleStatus", false, false); ok {
+		s := ScheduleStatus{
+			Last:        r.readTime(st, "Last", path+".ScheduleStatus.Last"),
+			Next:        r.readTime(st, "Next", path+".ScheduleStatus.Next"),
+			LastUpdated: r.readTime(st, "LastUpdated", path+".ScheduleStatus.LastUpdated"),
+		}
+		t.ScheduleStatus = &s
+	}
+	t.IsPastDue = r.readBool(obj, "IsPastDue", path+".IsPastDue", true)
+	return t
 }
 
 var guidRE = &lazyRegexp{pattern: `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`}
@@ -149,73 +215,31 @@ func (l *lazyRegexp) MatchString(s string) bool {
 	return l.re.MatchString(s)
 }
 
-func decodeSys(raw json.RawMessage, path string) (Sys, error) {
-	var s Sys
-	obj, err := objectOf(raw, path, false)
-	if err != nil {
-		return s, err
+func (r *reader) sys(obj map[string]json.RawMessage, path string) Sys {
+	s := Sys{
+		MethodName: r.readString(obj, "MethodName", path+".MethodName", true, false),
+		UtcNow:     r.readTime(obj, "UtcNow", path+".UtcNow"),
+		RandGuid:   r.readString(obj, "RandGuid", path+".RandGuid", true, false),
 	}
-	v, ok := member(obj, "MethodName")
-	if !ok {
-		return s, &Error{Path: path + ".MethodName", Problem: "missing: expected the function name"}
+	if s.RandGuid != "" && !guidRE.MatchString(s.RandGuid) {
+		r.warn(path+".RandGuid", fmt.Sprintf("%s is not a GUID", quoteShort(s.RandGuid)))
+		s.RandGuid = ""
 	}
-	if s.MethodName, err = stringOf(v, path+".MethodName"); err != nil {
-		return s, err
-	}
-	if v, ok = member(obj, "UtcNow"); !ok {
-		return s, &Error{Path: path + ".UtcNow", Problem: "missing: expected a timestamp such as 2024-10-04T10:20:00.1234567Z"}
-	}
-	if s.UtcNow, err = timeOf(v, path+".UtcNow"); err != nil {
-		return s, err
-	}
-	if v, ok = member(obj, "RandGuid"); !ok {
-		return s, &Error{Path: path + ".RandGuid", Problem: "missing: expected a GUID"}
-	}
-	if s.RandGuid, err = stringOf(v, path+".RandGuid"); err != nil {
-		return s, err
-	}
-	if !guidRE.MatchString(s.RandGuid) {
-		return s, &Error{Path: path + ".RandGuid", Problem: fmt.Sprintf("%s is not a GUID", quoteShort(s.RandGuid))}
-	}
-	return s, nil
+	return s
 }
 
-func decodeRetry(raw json.RawMessage, path string) (RetryContext, error) {
-	var r RetryContext
-	obj, err := objectOf(raw, path, true)
-	if err != nil {
-		return r, err
+func (r *reader) retry(obj map[string]json.RawMessage, path string) RetryContext {
+	c := RetryContext{
+		RetryCount:    r.readCount(obj, "RetryCount", path+".RetryCount"),
+		MaxRetryCount: r.readCount(obj, "MaxRetryCount", path+".MaxRetryCount"),
 	}
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{{"RetryCount", &r.RetryCount}, {"MaxRetryCount", &r.MaxRetryCount}} {
-		v, ok := member(obj, f.name)
-		if !ok {
-			return r, &Error{Path: path + "." + f.name, Problem: "missing: expected a whole number"}
-		}
-		if *f.dst, err = countOf(v, path+"."+f.name); err != nil {
-			return r, err
+	if ex, ok := r.object(obj, "Exception", path+".Exception", false, false); ok {
+		c.Exception = &Exception{
+			ClassName: r.readString(ex, "ClassName", path+".Exception.ClassName", false, true),
+			Message:   r.readString(ex, "Message", path+".Exception.Message", false, true),
 		}
 	}
-	if v, ok := member(obj, "Exception"); ok && !isNull(v) {
-		ex, err := objectOf(v, path+".Exception", false)
-		if err != nil {
-			return r, err
-		}
-		r.Exception = &Exception{}
-		for _, f := range []struct {
-			name string
-			dst  *string
-		}{{"ClassName", &r.Exception.ClassName}, {"Message", &r.Exception.Message}} {
-			if v, ok := member(ex, f.name); ok && !isNull(v) {
-				if *f.dst, err = stringOf(v, path+".Exception."+f.name); err != nil {
-					return r, err
-				}
-			}
-		}
-	}
-	return r, nil
+	return c
 }
 
 // objectOf parses raw as a JSON object. With stringOK, a JSON string that holds an object is accepted too

@@ -1,6 +1,8 @@
 package hostproto
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,8 +12,10 @@ import (
 	"time"
 )
 
-// FuzzDecodeTimer: DecodeTimer never panics, every failure is ErrTooLarge or an *Error, and whatever it
-// accepts survives EncodeTimer and a second DecodeTimer unchanged (times at the host's 100 ns precision).
+// FuzzDecodeTimer: DecodeTimer never panics; it accepts exactly the bodies that are one JSON object of at
+// most MaxBodyBytes (the contract: any JSON object runs the function), judged by an oracle independent of
+// it (encoding/json's Valid); every failure is ErrTooLarge or an *Error; and whatever it accepts survives
+// EncodeTimer and a second DecodeTimer unchanged (times at the host's 100 ns precision, warnings aside).
 // Seeds: the host fixtures' bodies plus testdata/fuzz/FuzzDecodeTimer (go test's corpus format).
 // Run it with: go test -run '^$' -fuzz FuzzDecodeTimer ./handler/internal/hostproto/
 func FuzzDecodeTimer(f *testing.F) {
@@ -25,7 +29,12 @@ func FuzzDecodeTimer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		inv, err := DecodeTimer(body, BindingTimer)
+		trimmed := bytes.TrimSpace(body)
+		isObject := len(body) <= MaxBodyBytes && json.Valid(body) && len(trimmed) > 0 && trimmed[0] == '{'
 		if err != nil {
+			if isObject {
+				t.Fatalf("DecodeTimer refused a JSON object: %v", err)
+			}
 			var e *Error
 			if !errors.Is(err, ErrTooLarge) && !errors.As(err, &e) {
 				t.Fatalf("error %T %v is neither ErrTooLarge nor *Error", err, err)
@@ -34,6 +43,9 @@ func FuzzDecodeTimer(f *testing.F) {
 				t.Fatal("empty error message")
 			}
 			return
+		}
+		if !isObject {
+			t.Fatalf("DecodeTimer accepted %q, which is not one JSON object", body)
 		}
 		again, err := DecodeTimer(EncodeTimer(inv), BindingTimer)
 		if err != nil {
@@ -45,8 +57,14 @@ func FuzzDecodeTimer(f *testing.F) {
 	})
 }
 
-// normalize brings times to what the host can express: UTC, 100 ns.
+// normalize brings times to what the host can express (UTC, 100 ns), drops the warnings (EncodeTimer
+// writes every member, so a second decode has none) and names the binding EncodeTimer writes when the
+// payload had none.
 func normalize(inv TimerInvocation) TimerInvocation {
+	inv.Warnings = nil
+	if inv.Binding == "" {
+		inv.Binding = BindingTimer
+	}
 	n := func(t time.Time) time.Time {
 		if t.IsZero() {
 			return time.Time{}

@@ -64,12 +64,17 @@ func (e *Error) Error() string {
 // Unwrap makes errors.Is(err, ErrMalformed) true.
 func (e *Error) Unwrap() error { return ErrMalformed }
 
-// TimerInvocation is a decoded timer invocation.
+// TimerInvocation is a decoded timer invocation. DecodeTimer fills what the payload held in the shape the
+// host sends; everything else is the zero value.
 type TimerInvocation struct {
-	Binding string        // the Data member that held the timer (the binding name of function.json)
+	Binding string        // the Data member that held the timer (the binding name of function.json); "" when absent
 	Timer   TimerInfo     // the TimerInfo of the trigger
 	Sys     *Sys          // Metadata.sys; nil when the host sent none
 	Retry   *RetryContext // Metadata.RetryContext; nil unless function.json has a retry policy and this is a retry
+	// Warnings say, for the log, where the payload differed from what the host sends ("Data.timer.IsPastDue:
+	// missing"): members it lacked or held in an unexpected shape, which were ignored. Never the values of
+	// long strings: at most 64 characters of one are quoted. EncodeTimer ignores them.
+	Warnings []string
 }
 
 // TimerInfo is Microsoft.Azure.WebJobs.TimerInfo as the host serializes it.

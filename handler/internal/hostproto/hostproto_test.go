@@ -42,22 +42,36 @@ func mustTime(t *testing.T, s string) time.Time {
 	return tm
 }
 
+// warnedPaths are the member paths of inv.Warnings, in order.
+func warnedPaths(inv TimerInvocation) []string {
+	var out []string
+	for _, w := range inv.Warnings {
+		path, _, _ := strings.Cut(w, ": ")
+		out = append(out, path)
+	}
+	return out
+}
+
 func TestTimerFixtures(t *testing.T) {
 	type want struct {
 		path      string
+		binding   string // Binding; "" when the payload has none
+		noDST     bool   // Schedule.AdjustForDST is false (the fixture has no readable Schedule)
 		status    *ScheduleStatus
 		pastDue   bool
+		noSys     bool // Sys is nil
 		method    string
-		utcNow    string
+		utcNow    string // "" for the zero time
 		retry     *RetryContext
-		reencodes bool // EncodeTimer(DecodeTimer(body)) == body
+		warned    []string // paths of the warnings, in order
+		reencodes bool     // EncodeTimer(DecodeTimer(body)) == body
 	}
 	tests := []struct {
 		fixture string
 		want    want
 	}{
 		{"timer_normal.http", want{
-			path: "/compliance", method: "compliance", utcNow: "2024-10-04T12:00:00.0173415Z", reencodes: true,
+			path: "/compliance", binding: "timer", method: "compliance", utcNow: "2024-10-04T12:00:00.0173415Z", reencodes: true,
 			status: &ScheduleStatus{
 				Last:        mustTime(t, "2024-10-04T06:00:00Z"),
 				Next:        mustTime(t, "2024-10-04T12:00:00Z"),
@@ -65,10 +79,10 @@ func TestTimerFixtures(t *testing.T) {
 			},
 		}},
 		{"timer_null_schedule_status.http", want{
-			path: "/rotate", method: "rotate", utcNow: "2024-10-05T03:30:00.004275Z", reencodes: true,
+			path: "/rotate", binding: "timer", method: "rotate", utcNow: "2024-10-05T03:30:00.004275Z", reencodes: true,
 		}},
 		{"timer_offsetless.http", want{
-			path: "/compliance", method: "compliance", utcNow: "2021-05-18T00:00:00.0031882Z",
+			path: "/compliance", binding: "timer", method: "compliance", utcNow: "2021-05-18T00:00:00.0031882Z",
 			status: &ScheduleStatus{
 				Last:        mustTime(t, "2021-05-17T18:00:00Z"),
 				Next:        mustTime(t, "2021-05-18T00:00:00Z"),
@@ -76,7 +90,7 @@ func TestTimerFixtures(t *testing.T) {
 			},
 		}},
 		{"timer_string_binding.http", want{
-			path: "/rotate", method: "rotate", utcNow: "2024-10-05T03:30:00.0412733Z",
+			path: "/rotate", binding: "timer", method: "rotate", utcNow: "2024-10-05T03:30:00.0412733Z",
 			status: &ScheduleStatus{
 				Last:        mustTime(t, "2024-10-04T03:30:00Z"),
 				Next:        mustTime(t, "2024-10-05T03:30:00Z"),
@@ -84,7 +98,7 @@ func TestTimerFixtures(t *testing.T) {
 			},
 		}},
 		{"timer_past_due.http", want{
-			path: "/rotate", method: "rotate", utcNow: "2024-10-06T08:12:44.9050117Z", pastDue: true, reencodes: true,
+			path: "/rotate", binding: "timer", method: "rotate", utcNow: "2024-10-06T08:12:44.9050117Z", pastDue: true, reencodes: true,
 			status: &ScheduleStatus{
 				Last:        mustTime(t, "2024-10-04T03:30:00Z"),
 				Next:        mustTime(t, "2024-10-05T03:30:00Z"),
@@ -92,7 +106,7 @@ func TestTimerFixtures(t *testing.T) {
 			},
 		}},
 		{"timer_retry_context.http", want{
-			path: "/compliance", method: "compliance", utcNow: "2024-10-04T12:00:05.1195021Z",
+			path: "/compliance", binding: "timer", method: "compliance", utcNow: "2024-10-04T12:00:05.1195021Z",
 			status: &ScheduleStatus{
 				Last:        mustTime(t, "2024-10-04T06:00:00Z"),
 				Next:        mustTime(t, "2024-10-04T12:00:00Z"),
@@ -103,6 +117,28 @@ func TestTimerFixtures(t *testing.T) {
 				Message:   "Exception while executing function: Functions.compliance",
 			}},
 		}},
+		{"timer_no_binding.http", want{
+			path: "/rotate", noDST: true, method: "rotate", utcNow: "2024-10-07T03:30:00.0051234Z",
+			warned: []string{"Data.timer"},
+		}},
+		{"timer_no_metadata.http", want{
+			path: "/rotate", binding: "timer", noSys: true,
+			status: &ScheduleStatus{
+				Last:        mustTime(t, "2024-10-06T03:30:00Z"),
+				Next:        mustTime(t, "2024-10-07T03:30:00Z"),
+				LastUpdated: mustTime(t, "2024-10-06T03:30:00.9123456Z"),
+			},
+		}},
+		{"timer_no_sys.http", want{path: "/compliance", binding: "timer", noSys: true}},
+		{"timer_unexpected_shapes.http", want{
+			path: "/rotate", binding: "timer", noDST: true, status: &ScheduleStatus{},
+			warned: []string{
+				"Data.timer.Schedule", "Data.timer.ScheduleStatus.Last", "Data.timer.ScheduleStatus.Next",
+				"Data.timer.ScheduleStatus.LastUpdated", "Data.timer.IsPastDue",
+				"Metadata.sys.MethodName", "Metadata.sys.UtcNow", "Metadata.sys.RandGuid", "Metadata.RetryContext",
+			},
+		}},
+		{"timer_empty_object.http", want{path: "/compliance", noDST: true, noSys: true, warned: []string{"Data"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -130,30 +166,43 @@ func TestTimerFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeTimer: %v", err)
 			}
-			if inv.Binding != BindingTimer {
-				t.Errorf("Binding = %q, want %q", inv.Binding, BindingTimer)
+			if inv.Binding != tt.want.binding {
+				t.Errorf("Binding = %q, want %q", inv.Binding, tt.want.binding)
 			}
-			if !inv.Timer.Schedule.AdjustForDST {
-				t.Error("Schedule.AdjustForDST = false, want true")
+			if got, want := inv.Timer.Schedule.AdjustForDST, !tt.want.noDST; got != want {
+				t.Errorf("Schedule.AdjustForDST = %v, want %v", got, want)
 			}
 			if inv.Timer.IsPastDue != tt.want.pastDue {
 				t.Errorf("IsPastDue = %v, want %v", inv.Timer.IsPastDue, tt.want.pastDue)
 			}
 			assertStatus(t, inv.Timer.ScheduleStatus, tt.want.status)
+			if got := warnedPaths(inv); !reflect.DeepEqual(got, tt.want.warned) {
+				t.Errorf("warnings = %q, want paths %q", inv.Warnings, tt.want.warned)
+			}
+			if !reflect.DeepEqual(inv.Retry, tt.want.retry) {
+				t.Errorf("Retry = %+v, want %+v", inv.Retry, tt.want.retry)
+			}
+			if tt.want.noSys {
+				if inv.Sys != nil {
+					t.Errorf("Sys = %+v, want nil", inv.Sys)
+				}
+				return
+			}
 			if inv.Sys == nil {
 				t.Fatal("Sys = nil, want the host's sys metadata")
 			}
 			if inv.Sys.MethodName != tt.want.method {
 				t.Errorf("Sys.MethodName = %q, want %q", inv.Sys.MethodName, tt.want.method)
 			}
-			if want := mustTime(t, tt.want.utcNow); !inv.Sys.UtcNow.Equal(want) {
+			want := time.Time{}
+			if tt.want.utcNow != "" {
+				want = mustTime(t, tt.want.utcNow)
+			}
+			if !inv.Sys.UtcNow.Equal(want) {
 				t.Errorf("Sys.UtcNow = %v, want %v", inv.Sys.UtcNow, want)
 			}
-			if !guidRE.MatchString(inv.Sys.RandGuid) {
+			if tt.want.method != "" && !guidRE.MatchString(inv.Sys.RandGuid) {
 				t.Errorf("Sys.RandGuid = %q, want a GUID", inv.Sys.RandGuid)
-			}
-			if !reflect.DeepEqual(inv.Retry, tt.want.retry) {
-				t.Errorf("Retry = %+v, want %+v", inv.Retry, tt.want.retry)
 			}
 			if tt.want.reencodes {
 				if got := EncodeTimer(inv); !bytes.Equal(got, body) {
@@ -161,6 +210,42 @@ func TestTimerFixtures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTimerPayloadContractCases: every case that the contract's "Timer payloads" names is a fixture, and
+// each decodes without error (so the function runs); so does every other timer fixture.
+func TestTimerPayloadContractCases(t *testing.T) {
+	cases := []struct{ contract, fixture string }{
+		{"Data.timer as an object", "timer_normal.http"},
+		{"Data.timer as a JSON string", "timer_string_binding.http"},
+		{"Data.timer absent", "timer_no_binding.http"},
+		{"ScheduleStatus null", "timer_null_schedule_status.http"},
+		{"IsPastDue true", "timer_past_due.http"},
+		{"Metadata absent", "timer_no_metadata.http"},
+		{"Metadata.sys absent", "timer_no_sys.http"},
+		{"timestamps with an offset", "timer_normal.http"},
+		{"timestamps without an offset", "timer_offsetless.http"},
+		{"members of unexpected types", "timer_unexpected_shapes.http"},
+		{"any JSON object, even {}", "timer_empty_object.http"},
+	}
+	for _, c := range cases {
+		t.Run(c.contract, func(t *testing.T) {
+			_, body := readFixture(t, c.fixture)
+			if _, err := DecodeTimer(body, BindingTimer); err != nil {
+				t.Errorf("%s (%s): DecodeTimer: %v, want the function to run", c.contract, c.fixture, err)
+			}
+		})
+	}
+	names, err := filepath.Glob(filepath.Join("testdata", "timer_*.http"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no timer fixtures: %v", err)
+	}
+	for _, name := range names {
+		_, body := readFixture(t, filepath.Base(name))
+		if _, err := DecodeTimer(body, BindingTimer); err != nil {
+			t.Errorf("%s: DecodeTimer: %v", name, err)
+		}
 	}
 }
 
@@ -199,50 +284,26 @@ func TestHTTPFixturesAreForwardedRequests(t *testing.T) {
 	}
 }
 
+// TestDecodeTimerRejects: only a body that is not one JSON object is an error (400 at the server).
 func TestDecodeTimerRejects(t *testing.T) {
-	const sys = `"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-05T03:30:00.004275Z","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}`
 	const okTimer = `{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}`
 	tests := []struct {
 		name string
 		body string
-		path string // the member the error must name ("" for the body)
 		says string // a phrase the error must contain
 	}{
-		{"empty", "", "", "empty body"},
-		{"whitespace", " \r\n ", "", "empty body"},
-		{"not JSON", "POST /rotate", "", "not valid JSON"},
-		{"truncated", `{"Data":{"timer":`, "", "not valid JSON"},
-		{"trailing data", `{"Data":{"timer":` + okTimer + `}} {}`, "", "unexpected data"},
-		{"array", `[]`, "", "an array: expected a JSON object"},
-		{"string", `"x"`, "", `the string "x": expected a JSON object`},
-		{"no Data", `{` + sys + `}`, "Data", "missing"},
-		{"Data null", `{"Data":null}`, "Data", "missing"},
-		{"Data array", `{"Data":[]}`, "Data", "an array"},
-		{"no timer", `{"Data":{"req":{}},` + sys + `}`, "Data.timer", `Data has "req"`},
-		{"empty Data", `{"Data":{}}`, "Data.timer", "Data is empty"},
-		{"timer null", `{"Data":{"timer":null}}`, "Data.timer", "null"},
-		{"timer number", `{"Data":{"timer":42}}`, "Data.timer", "the number 42"},
-		{"timer string without object", `{"Data":{"timer":"tick"}}`, "Data.timer", "does not hold a JSON object"},
-		{"timer string with bad JSON", `{"Data":{"timer":"{\"Schedule\":"}}`, "Data.timer", "string-encoded value: not valid JSON"},
-		{"no Schedule", `{"Data":{"timer":{"IsPastDue":false}}}`, "Data.timer.Schedule", "missing"},
-		{"Schedule string", `{"Data":{"timer":{"Schedule":"0 0 * * * *","IsPastDue":false}}}`, "Data.timer.Schedule", "expected a JSON object"},
-		{"AdjustForDST string", `{"Data":{"timer":{"Schedule":{"AdjustForDST":"yes"},"IsPastDue":false}}}`, "Data.timer.Schedule.AdjustForDST", "expected true or false"},
-		{"no IsPastDue", `{"Data":{"timer":{"Schedule":{}}}}`, "Data.timer.IsPastDue", "missing"},
-		{"IsPastDue string", `{"Data":{"timer":{"Schedule":{},"IsPastDue":"false"}}}`, "Data.timer.IsPastDue", `the string "false": expected true or false`},
-		{"ScheduleStatus array", `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":[],"IsPastDue":false}}}`, "Data.timer.ScheduleStatus", "an array"},
-		{"Last missing", `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Next":"2024-10-04T12:00:00+00:00","LastUpdated":"2024-10-04T12:00:00+00:00"},"IsPastDue":false}}}`, "Data.timer.ScheduleStatus.Last", "missing"},
-		{"Next not a time", `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"2024-10-04T06:00:00+00:00","Next":"tomorrow","LastUpdated":"2024-10-04T06:00:00+00:00"},"IsPastDue":false}}}`, "Data.timer.ScheduleStatus.Next", `"tomorrow" is not a timestamp`},
-		{"LastUpdated number", `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"2024-10-04T06:00:00+00:00","Next":"2024-10-04T12:00:00+00:00","LastUpdated":1728036000},"IsPastDue":false}}}`, "Data.timer.ScheduleStatus.LastUpdated", "the number 1728036000"},
-		{"Metadata array", `{"Data":{"timer":` + okTimer + `},"Metadata":[]}`, "Metadata", "an array"},
-		{"sys string", `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":"x"}}`, "Metadata.sys", "expected a JSON object"},
-		{"sys without MethodName", `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"UtcNow":"2024-10-05T03:30:00Z","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}}`, "Metadata.sys.MethodName", "missing"},
-		{"UtcNow bad", `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"05/10/2024 03:30:00","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}}`, "Metadata.sys.UtcNow", "is not a timestamp"},
-		{"RandGuid bad", `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-05T03:30:00Z","RandGuid":"not-a-guid"}}}`, "Metadata.sys.RandGuid", "is not a GUID"},
-		{"RetryCount negative", `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":-1,"MaxRetryCount":3}}}`, "Metadata.RetryContext.RetryCount", "expected a whole number"},
-		{"RetryCount fraction", `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1.5,"MaxRetryCount":3}}}`, "Metadata.RetryContext.RetryCount", "expected a whole number"},
-		{"MaxRetryCount missing", `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1}}}`, "Metadata.RetryContext.MaxRetryCount", "missing"},
-		{"Exception string", `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1,"MaxRetryCount":3,"Exception":"boom"}}}`, "Metadata.RetryContext.Exception", "expected a JSON object"},
-		{"Exception Message number", `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1,"MaxRetryCount":3,"Exception":{"Message":1}}}}`, "Metadata.RetryContext.Exception.Message", "expected a string"},
+		{"empty", "", "empty body"},
+		{"whitespace", " \r\n ", "empty body"},
+		{"not JSON", "POST /rotate", "not valid JSON"},
+		{"truncated", `{"Data":{"timer":`, "not valid JSON"},
+		{"trailing data", `{"Data":{"timer":` + okTimer + `}} {}`, "unexpected data"},
+		{"array", `[]`, "an array: expected a JSON object"},
+		{"array of the object", `[{"Data":{"timer":` + okTimer + `}}]`, "an array: expected a JSON object"},
+		{"string", `"x"`, `the string "x": expected a JSON object`},
+		{"string holding the object", `"{\"Data\":{}}"`, `expected a JSON object`},
+		{"null", `null`, "null: expected a JSON object"},
+		{"number", `42`, "the number 42: expected a JSON object"},
+		{"boolean", `true`, "a boolean: expected a JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,13 +318,111 @@ func TestDecodeTimerRejects(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error %T is not *Error", err)
 			}
-			if e.Path != tt.path {
-				t.Errorf("Path = %q, want %q (error: %v)", e.Path, tt.path, err)
+			if e.Path != "" {
+				t.Errorf("Path = %q, want the body (\"\") (error: %v)", e.Path, err)
 			}
 			if !strings.Contains(err.Error(), tt.says) {
 				t.Errorf("error %q does not say %q", err, tt.says)
 			}
 		})
+	}
+}
+
+// TestDecodeTimerToleratesShapes: a JSON object with members missing, null or of an unexpected shape
+// decodes without error; what it could not read is a warning naming the member, and the rest is read.
+func TestDecodeTimerToleratesShapes(t *testing.T) {
+	const sys = `"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-05T03:30:00.004275Z","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}`
+	const okTimer = `{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":true}`
+	tests := []struct {
+		name     string
+		body     string
+		path     string // the member the warning must name
+		says     string // a phrase the warning must contain
+		pastDue  bool   // IsPastDue still read
+		withSys  bool   // Sys still read (MethodName rotate)
+		noReport bool   // no warning at all (path and says unused)
+	}{
+		{name: "no Data", body: `{` + sys + `}`, path: "Data", says: "missing", withSys: true},
+		{name: "Data null", body: `{"Data":null,` + sys + `}`, path: "Data", says: "null", withSys: true},
+		{name: "Data array", body: `{"Data":[],` + sys + `}`, path: "Data", says: "an array", withSys: true},
+		{name: "no timer", body: `{"Data":{"req":{}},` + sys + `}`, path: "Data.timer", says: `Data has "req"`, withSys: true},
+		{name: "empty Data", body: `{"Data":{}}`, path: "Data.timer", says: "Data is empty"},
+		{name: "timer null", body: `{"Data":{"timer":null}}`, path: "Data.timer", says: "null"},
+		{name: "timer number", body: `{"Data":{"timer":42},` + sys + `}`, path: "Data.timer", says: "the number 42", withSys: true},
+		{name: "timer string without object", body: `{"Data":{"timer":"tick"}}`, path: "Data.timer", says: "does not hold a JSON object"},
+		{name: "timer string with bad JSON", body: `{"Data":{"timer":"{\"Schedule\":"}}`, path: "Data.timer", says: "string-encoded value: not valid JSON"},
+		{name: "no Schedule", body: `{"Data":{"timer":{"IsPastDue":true}}}`, path: "Data.timer.Schedule", says: "missing", pastDue: true},
+		{name: "Schedule string", body: `{"Data":{"timer":{"Schedule":"0 0 * * * *","IsPastDue":true}}}`, path: "Data.timer.Schedule", says: "expected a JSON object", pastDue: true},
+		{name: "AdjustForDST string", body: `{"Data":{"timer":{"Schedule":{"AdjustForDST":"yes"},"IsPastDue":true}}}`, path: "Data.timer.Schedule.AdjustForDST", says: "expected true or false", pastDue: true},
+		{name: "no IsPastDue", body: `{"Data":{"timer":{"Schedule":{}}},` + sys + `}`, path: "Data.timer.IsPastDue", says: "missing", withSys: true},
+		{name: "IsPastDue string", body: `{"Data":{"timer":{"Schedule":{},"IsPastDue":"false"}},` + sys + `}`, path: "Data.timer.IsPastDue", says: `the string "false": expected true or false`, withSys: true},
+		{name: "IsPastDue null", body: `{"Data":{"timer":{"Schedule":{},"IsPastDue":null}}}`, path: "Data.timer.IsPastDue", says: "null"},
+		{name: "ScheduleStatus array", body: `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":[],"IsPastDue":true}}}`, path: "Data.timer.ScheduleStatus", says: "an array", pastDue: true},
+		{name: "Last missing", body: `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Next":"2024-10-04T12:00:00+00:00","LastUpdated":"2024-10-04T12:00:00+00:00"},"IsPastDue":true}}}`, path: "Data.timer.ScheduleStatus.Last", says: "missing", pastDue: true},
+		{name: "Next not a time", body: `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"2024-10-04T06:00:00+00:00","Next":"tomorrow","LastUpdated":"2024-10-04T06:00:00+00:00"},"IsPastDue":true}}}`, path: "Data.timer.ScheduleStatus.Next", says: `"tomorrow" is not a timestamp`, pastDue: true},
+		{name: "LastUpdated number", body: `{"Data":{"timer":{"Schedule":{},"ScheduleStatus":{"Last":"2024-10-04T06:00:00+00:00","Next":"2024-10-04T12:00:00+00:00","LastUpdated":1728036000},"IsPastDue":true}}}`, path: "Data.timer.ScheduleStatus.LastUpdated", says: "the number 1728036000", pastDue: true},
+		{name: "Metadata array", body: `{"Data":{"timer":` + okTimer + `},"Metadata":[]}`, path: "Metadata", says: "an array", pastDue: true},
+		{name: "Metadata null", body: `{"Data":{"timer":` + okTimer + `},"Metadata":null}`, pastDue: true, noReport: true},
+		{name: "sys string", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":"x"}}`, path: "Metadata.sys", says: "expected a JSON object", pastDue: true},
+		{name: "sys without MethodName", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"UtcNow":"2024-10-05T03:30:00Z","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}}`, path: "Metadata.sys.MethodName", says: "missing", pastDue: true},
+		{name: "UtcNow bad", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"05/10/2024 03:30:00","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745"}}}`, path: "Metadata.sys.UtcNow", says: "is not a timestamp", pastDue: true, withSys: true},
+		{name: "RandGuid bad", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-05T03:30:00Z","RandGuid":"not-a-guid"}}}`, path: "Metadata.sys.RandGuid", says: "is not a GUID", pastDue: true, withSys: true},
+		{name: "RetryCount negative", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":-1,"MaxRetryCount":3}}}`, path: "Metadata.RetryContext.RetryCount", says: "expected a whole number", pastDue: true},
+		{name: "RetryCount fraction", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1.5,"MaxRetryCount":3}}}`, path: "Metadata.RetryContext.RetryCount", says: "expected a whole number", pastDue: true},
+		{name: "MaxRetryCount missing", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1}}}`, path: "Metadata.RetryContext.MaxRetryCount", says: "missing", pastDue: true},
+		{name: "Exception string", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1,"MaxRetryCount":3,"Exception":"boom"}}}`, path: "Metadata.RetryContext.Exception", says: "expected a JSON object", pastDue: true},
+		{name: "Exception Message number", body: `{"Data":{"timer":` + okTimer + `},"Metadata":{"RetryContext":{"RetryCount":1,"MaxRetryCount":3,"Exception":{"Message":1}}}}`, path: "Metadata.RetryContext.Exception.Message", says: "expected a string", pastDue: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv, err := DecodeTimer([]byte(tt.body), BindingTimer)
+			if err != nil {
+				t.Fatalf("DecodeTimer: %v, want the function to run", err)
+			}
+			if inv.Timer.IsPastDue != tt.pastDue {
+				t.Errorf("IsPastDue = %v, want %v", inv.Timer.IsPastDue, tt.pastDue)
+			}
+			if got := inv.Sys != nil && inv.Sys.MethodName == "rotate"; tt.withSys && !got {
+				t.Errorf("Sys = %+v, want the sys metadata read", inv.Sys)
+			}
+			if tt.noReport {
+				if len(inv.Warnings) != 0 {
+					t.Errorf("warnings = %q, want none", inv.Warnings)
+				}
+				return
+			}
+			found := false
+			for _, w := range inv.Warnings {
+				if strings.HasPrefix(w, tt.path+": ") && strings.Contains(w, tt.says) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("warnings = %q, want one on %s saying %q", inv.Warnings, tt.path, tt.says)
+			}
+		})
+	}
+}
+
+func TestDecodeTimerWarningsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"Data":{"timer":{"Schedule":1,"IsPastDue":1,"ScheduleStatus":{"Last":1,"Next":1,"LastUpdated":1}}},"Metadata":{"sys":{"MethodName":1,"UtcNow":1,"RandGuid":1},"RetryContext":{"RetryCount":"a","MaxRetryCount":"b","Exception":{"ClassName":1,"Message":2}}}}`)
+	inv, err := DecodeTimer([]byte(b.String()), BindingTimer)
+	if err != nil {
+		t.Fatalf("DecodeTimer: %v", err)
+	}
+	if len(inv.Warnings) == 0 || len(inv.Warnings) > maxWarnings+1 {
+		t.Errorf("%d warnings, want 1 to %d", len(inv.Warnings), maxWarnings+1)
+	}
+	long := `{"Data":{"timer":{"Schedule":{},"IsPastDue":"` + strings.Repeat("x", 5000) + `"}}}`
+	inv, err = DecodeTimer([]byte(long), BindingTimer)
+	if err != nil {
+		t.Fatalf("DecodeTimer: %v", err)
+	}
+	for _, w := range inv.Warnings {
+		if len(w) > 300 {
+			t.Errorf("warning of %d bytes repeats a long value: %.80s…", len(w), w)
+		}
 	}
 }
 
@@ -275,12 +434,12 @@ func TestDecodeTimerAccepts(t *testing.T) {
 		check   func(t *testing.T, inv TimerInvocation)
 	}{
 		{"no Metadata", `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"IsPastDue":true}}}`, "timer", func(t *testing.T, inv TimerInvocation) {
-			if inv.Sys != nil || inv.Retry != nil || !inv.Timer.IsPastDue || inv.Timer.ScheduleStatus != nil {
+			if inv.Sys != nil || inv.Retry != nil || !inv.Timer.IsPastDue || inv.Timer.ScheduleStatus != nil || len(inv.Warnings) != 0 {
 				t.Errorf("got %+v", inv)
 			}
 		}},
 		{"unknown members ignored", `{"Data":{"timer":{"Schedule":{"AdjustForDST":false,"Kind":"cron"},"IsPastDue":false,"Extra":[1]}},"Metadata":{"sys":{"MethodName":"rotate","UtcNow":"2024-10-05T03:30:00Z","RandGuid":"0d00378b-6426-4af1-9fc0-0793f4ce3745","More":1},"Other":{}},"Future":true}`, "timer", func(t *testing.T, inv TimerInvocation) {
-			if inv.Timer.Schedule.AdjustForDST || inv.Sys == nil || inv.Sys.MethodName != "rotate" {
+			if inv.Timer.Schedule.AdjustForDST || inv.Sys == nil || inv.Sys.MethodName != "rotate" || len(inv.Warnings) != 0 {
 				t.Errorf("got %+v", inv)
 			}
 		}},

@@ -1,6 +1,7 @@
 // Package keyvault is the Key Vault adapter: it implements appreg.Vault with the azsecrets client and
-// classifies every failure, once, into appreg's sentinels. Secret values pass through it only on the way
-// in (SetSecret); values that Key Vault sends back are dropped at once and never logged or returned.
+// classifies every failure, once, into appreg's sentinels. Secret values pass through it on the way in
+// (SetSecret) and, for the sign-in check, out of Secret as an appreg.SecretValue, which never prints,
+// logs or marshals; every other value Key Vault sends back is dropped at once.
 package keyvault
 
 import (
@@ -120,11 +121,14 @@ func (v *Vault) Secret(ctx context.Context, name string) (appreg.SecretVersion, 
 		return appreg.SecretVersion{}, fmt.Errorf("reading secret %s: %w", name, err)
 	}
 	resp, err := v.client.GetSecret(ctx, name, "", nil)
-	resp.Value = nil // the value is never kept
 	if err != nil {
 		return appreg.SecretVersion{}, fmt.Errorf("reading secret %s: %w", name, classify(ctx, err))
 	}
 	sv := fromBundle(resp.ID, resp.Attributes, resp.ContentType, resp.Tags)
+	if resp.Value != nil {
+		sv.Value = appreg.NewSecretValue(*resp.Value) // for the sign-in check; it never prints
+	}
+	resp.Value = nil
 	if sv.ID == "" {
 		return appreg.SecretVersion{}, fmt.Errorf("reading secret %s: %w", name, emptyAnswer())
 	}

@@ -2,6 +2,7 @@ package keyvault_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,6 +94,13 @@ func TestSecretRoundTrip(t *testing.T) {
 		t.Errorf("Secret = %+v, want the version just set %+v", got, set)
 	}
 	checkNoSecretIn(t, ten, "Secret's result", fmt.Sprintf("%+v", got))
+	checkNoSecretIn(t, ten, "Secret's result (%#v)", fmt.Sprintf("%#v", got))
+	if b, err := json.Marshal(got); err != nil || strings.Contains(string(b), value) {
+		t.Errorf("Secret's result as JSON holds the value (or does not marshal: %v)", err)
+	}
+	if got.Value.Reveal() != value {
+		t.Errorf("Secret's Value does not reveal the stored value: the sign-in check needs it")
+	}
 
 	snap := ten.Snapshot()
 	cur := snap.Secret("app-key").Current()

@@ -43,11 +43,15 @@ type Phase int
 const (
 	// Always holds at every moment, also right after a failed or killed run: the current Key Vault
 	// version names a credential the application holds, with that credential's secretText as value, its
-	// endDateTime as exp, and the application's appId as tag.
+	// endDateTime as exp, and the application's appId as tag. While the secret is soft-deleted, the same
+	// holds for the current version of the deleted secret: what a recovery brings back works. And no
+	// credential that a replaced version names was removed inside its overlap (Want.Now before the
+	// successor's creation plus the overlap): whoever still holds it keeps working.
 	Always Phase = iota
 	// Converged adds the desired state after a successful run: one application with the uniqueName, in
 	// the organisation's audience, whose requiredResourceAccess is exactly the level's; one service
-	// principal; exactly one app role assignment per permission of the level and none other; a secret.
+	// principal; exactly one app role assignment per permission of the level and none other; a secret,
+	// live (not soft-deleted), whose current version is enabled.
 	Converged
 	// Cleaned adds, after a rotation that ran past the orphan rule: no credential that no version names
 	// is older than appreg.OrphanAge, and no replaced credential outlived its overlap.
@@ -103,21 +107,43 @@ func Check(s emulator.State, w Want, phase Phase) []string {
 	app := s.Application(w.UniqueName)
 	sec := s.Secret(w.SecretName)
 	cur := sec.Current()
+	deleted := deletedSecret(s, w.SecretName)
 
-	// Always: the current version names a credential the application holds.
-	if cur != nil {
+	// Always: the current version (of the live secret, else of the deleted one) names a credential the
+	// application holds.
+	checkCurrent := func(what string, cur *emulator.SecretVersion) {
 		keyID := cur.Tags[appreg.TagKeyID]
 		switch cred := appCred(app, keyID); {
 		case app == nil:
-			bad("Key Vault holds a current version (keyId %s) but there is no application %q", keyID, w.UniqueName)
+			bad("Key Vault holds a %s (keyId %s) but there is no application %q", what, keyID, w.UniqueName)
 		case cred == nil:
-			bad("the current version names keyId %s, which the application lacks", keyID)
+			bad("the %s names keyId %s, which the application lacks", what, keyID)
 		case cur.Value != cred.SecretText:
-			bad("the current version does not hold the secretText of credential %s", keyID)
+			bad("the %s does not hold the secretText of credential %s", what, keyID)
 		case !cur.Expires.Equal(cred.EndDateTime):
-			bad("the current version's exp %s is not credential %s's endDateTime %s", cur.Expires, keyID, cred.EndDateTime)
+			bad("the %s's exp %s is not credential %s's endDateTime %s", what, cur.Expires, keyID, cred.EndDateTime)
 		case cur.Tags[appreg.TagAppID] != app.AppID:
-			bad("the current version's appId tag %q is not the application's %s", cur.Tags[appreg.TagAppID], app.AppID)
+			bad("the %s's appId tag %q is not the application's %s", what, cur.Tags[appreg.TagAppID], app.AppID)
+		}
+	}
+	var versions []emulator.SecretVersion
+	if sec != nil {
+		versions = sec.Versions
+	}
+	if cur != nil {
+		checkCurrent("current version", cur)
+	} else if deleted != nil && len(deleted.Versions) > 0 {
+		versions = deleted.Versions
+		checkCurrent("current version of the deleted secret", &deleted.Versions[len(deleted.Versions)-1])
+	}
+	// Always: a replaced version's credential stays for the overlap.
+	for i := 0; app != nil && !w.Now.IsZero() && i+1 < len(versions); i++ {
+		keyID, next := versions[i].Tags[appreg.TagKeyID], versions[i+1]
+		if keyID == "" || strings.EqualFold(next.Tags[appreg.TagKeyID], keyID) || !w.Now.Before(next.Created.Add(w.Overlap)) {
+			continue
+		}
+		if appCred(app, keyID) == nil {
+			bad("credential %s was removed inside its overlap: version %s names it, replaced %s before the check", keyID, versions[i].Version, w.Now.Sub(next.Created))
 		}
 	}
 	if phase == Always {
@@ -177,8 +203,13 @@ func Check(s emulator.State, w Want, phase Phase) []string {
 			}
 		}
 	}
-	if cur == nil {
+	switch {
+	case cur == nil && deleted != nil:
+		bad("Key Vault secret %s is deleted (soft delete) and was not recovered", w.SecretName)
+	case cur == nil:
 		bad("Key Vault holds no secret %s", w.SecretName)
+	case !cur.Enabled:
+		bad("the current version of secret %s is disabled: nobody can read it", w.SecretName)
 	}
 	if phase == Converged || app == nil {
 		return v
@@ -211,6 +242,16 @@ func Check(s emulator.State, w Want, phase Phase) []string {
 	return v
 }
 
+// deletedSecret returns the soft-deleted secret with that name (recovering or not), or nil.
+func deletedSecret(s emulator.State, name string) *emulator.DeletedSecret {
+	for i := range s.DeletedSecrets {
+		if strings.EqualFold(s.DeletedSecrets[i].Name, name) {
+			return &s.DeletedSecrets[i]
+		}
+	}
+	return nil
+}
+
 func appCred(app *emulator.Application, keyID string) *emulator.PasswordCredential {
 	if app == nil || keyID == "" {
 		return nil
@@ -218,7 +259,8 @@ func appCred(app *emulator.Application, keyID string) *emulator.PasswordCredenti
 	return app.PasswordCredential(keyID)
 }
 
-// Unnamed lists the credentials of the application that no version of the secret names.
+// Unnamed lists the credentials of the application that no version of the secret names (the versions of
+// a soft-deleted secret count: a recovery brings them back).
 func Unnamed(s emulator.State, uniqueName, secretName string) []string {
 	w := Want{UniqueName: uniqueName, SecretName: secretName}.defaults()
 	app := s.Application(w.UniqueName)
@@ -228,6 +270,11 @@ func Unnamed(s emulator.State, uniqueName, secretName string) []string {
 	named := map[string]bool{}
 	if sec := s.Secret(w.SecretName); sec != nil {
 		for _, v := range sec.Versions {
+			named[strings.ToLower(v.Tags[appreg.TagKeyID])] = true
+		}
+	}
+	if d := deletedSecret(s, w.SecretName); d != nil {
+		for _, v := range d.Versions {
 			named[strings.ToLower(v.Tags[appreg.TagKeyID])] = true
 		}
 	}

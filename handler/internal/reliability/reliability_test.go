@@ -49,6 +49,12 @@ func converged(t *testing.T) emulator.State {
 	return tenant.Snapshot()
 }
 
+// softDelete moves the secret to the deleted secrets, as Key Vault's soft delete does.
+func softDelete(s *emulator.State) {
+	s.DeletedSecrets = append(s.DeletedSecrets, emulator.DeletedSecret{Name: s.Secrets[0].Name, Versions: s.Secrets[0].Versions, DeletedDate: t0})
+	s.Secrets = nil
+}
+
 func cred(keyID string, start time.Time) emulator.PasswordCredential {
 	return emulator.PasswordCredential{KeyID: keyID, SecretText: "text-of-" + keyID, StartDateTime: start, EndDateTime: start.Add(180 * 24 * time.Hour)}
 }
@@ -80,6 +86,29 @@ func TestCheck(t *testing.T) {
 			s.Secrets[0].Versions[0].Expires = t0
 		}, t0, Always, []string{"exp"}},
 		{"secret but no application", func(s *emulator.State) { s.Applications = nil }, t0, Always, []string{"no application"}},
+		{"soft-deleted secret, always", func(s *emulator.State) { softDelete(s) }, t0, Always, nil},
+		{"soft-deleted secret whose credential is gone", func(s *emulator.State) {
+			softDelete(s)
+			s.Applications[0].PasswordCredentials = nil
+		}, t0, Always, []string{"current version of the deleted secret names keyId " + keyA + ", which the application lacks"}},
+		{"soft-deleted secret, converged", func(s *emulator.State) { softDelete(s) }, t0, Converged,
+			[]string{"deleted (soft delete) and was not recovered"}},
+		{"replaced credential removed inside its overlap", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = []emulator.PasswordCredential{cred(keyC, t0.Add(time.Hour))}
+			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
+		}, t0.Add(48*time.Hour + 59*time.Minute), Always, []string{"credential " + keyA + " was removed inside its overlap"}},
+		{"replaced credential removed after its overlap", func(s *emulator.State) {
+			s.Applications[0].PasswordCredentials = []emulator.PasswordCredential{cred(keyC, t0.Add(time.Hour))}
+			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
+		}, t0.Add(49 * time.Hour), Cleaned, nil},
+		{"disabled version's credential removed inside its overlap", func(s *emulator.State) {
+			s.Secrets[0].Versions[0].Enabled = false
+			s.Applications[0].PasswordCredentials = []emulator.PasswordCredential{cred(keyC, t0.Add(time.Hour))}
+			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
+		}, t0.Add(2 * time.Hour), Always, []string{"credential " + keyA + " was removed inside its overlap"}},
+		{"disabled current version, always", func(s *emulator.State) { s.Secrets[0].Versions[0].Enabled = false }, t0, Always, nil},
+		{"disabled current version, converged", func(s *emulator.State) { s.Secrets[0].Versions[0].Enabled = false }, t0, Converged,
+			[]string{"disabled"}},
 		{"User.Read left", func(s *emulator.State) {
 			rra := &s.Applications[0].RequiredResourceAccess[0]
 			rra.ResourceAccess = append(rra.ResourceAccess, emulator.ResourceAccess{ID: "e1fe6dd8-ba31-4d61-89e7-88639da4683d", Type: "Scope"})
@@ -136,6 +165,11 @@ func TestUnnamedAndAge(t *testing.T) {
 	})
 	if got := Unnamed(tenant.Snapshot(), "", ""); !slices.Equal(got, []string{keyB}) {
 		t.Errorf("Unnamed = %v, want [%s]", got, keyB)
+	}
+	deleted := tenant.Snapshot()
+	softDelete(&deleted)
+	if got := Unnamed(deleted, "", ""); !slices.Equal(got, []string{keyB}) {
+		t.Errorf("Unnamed of a soft-deleted secret = %v, want [%s]: its versions still name their credentials", got, keyB)
 	}
 	Age(tenant, time.Hour)
 	s := tenant.Snapshot()

@@ -34,6 +34,7 @@ const (
 	CodePasswordsForbidden   = "PasswordCredentialsForbidden" // 502: the tenant's app management policy forbids client secrets
 	CodeSecretDisabled       = "SecretDisabled"               // 502: Key Vault refused a disabled version
 	CodeSecretDeleted        = "SecretDeleted"                // 502: Key Vault holds the name in soft delete
+	CodeIdentityFailed       = "ManagedIdentityFailed"        // 502: the managed identity endpoint gave no token
 	CodeUpstreamUnavailable  = "UpstreamUnavailable"          // 503: throttled, unavailable or timed out
 	CodeCanceled             = "Canceled"                     // 503: the caller went away
 )
@@ -73,6 +74,7 @@ var sentinels = []struct {
 	status int
 	code   string
 }{
+	{appreg.ErrIdentity, http.StatusBadGateway, CodeIdentityFailed},
 	{appreg.ErrUniqueNameTaken, http.StatusBadGateway, CodeUniqueNameTaken},
 	{appreg.ErrLifetimePolicy, http.StatusBadGateway, CodeLifetimePolicy},
 	{appreg.ErrPasswordsForbidden, http.StatusBadGateway, CodePasswordsForbidden},

@@ -57,7 +57,7 @@ func (s *srv) compliance(c echo.Context) error {
 	defer cancel()
 	res, err := s.svc.Compliance(ctx)
 	if err != nil {
-		return err
+		return timerFailed(err, c)
 	}
 	l := s.loggerOf(c)
 	var logs []string
@@ -94,7 +94,7 @@ func (s *srv) rotate(c echo.Context) error {
 	defer cancel()
 	res, err := s.svc.Rotate(ctx)
 	if err != nil {
-		return err
+		return timerFailed(err, c)
 	}
 	l := s.loggerOf(c)
 	logs := append([]string(nil), res.Changes...)
@@ -123,7 +123,15 @@ func (s *srv) rotate(c echo.Context) error {
 	return invocationResponse(c, res, append(logs, line))
 }
 
-// timerInvocation checks and decodes a timer invocation and logs what the host said about it.
+// timerFailed answers a failed timer run 500, as the contract says of both timers, with the failure's
+// own code and message (which an HTTP function would answer 502 or 503).
+func timerFailed(err error, c echo.Context) error {
+	_, code, msg := classify(err, c)
+	return &apiError{Status: http.StatusInternalServerError, Code: code, Message: msg, Err: err}
+}
+
+// timerInvocation checks and decodes a timer invocation and logs what the host said about it. Any JSON
+// object is an invocation; only a body that is not one is an error (400).
 func (s *srv) timerInvocation(c echo.Context, function string) (hostproto.TimerInvocation, error) {
 	req := c.Request()
 	if err := requireJSON(req, false); err != nil {
@@ -150,7 +158,12 @@ func (s *srv) timerInvocation(c echo.Context, function string) (hostproto.TimerI
 			attrs = append(attrs, "previousError", r.Exception.Message)
 		}
 	}
-	s.loggerOf(c).Info("timer invocation", attrs...)
+	l := s.loggerOf(c)
+	l.Info("timer invocation", attrs...)
+	if len(inv.Warnings) > 0 {
+		// The payload is read for logging only: any JSON object runs the function (contract, "Timer payloads").
+		l.Warn("timer payload not in the host's usual shape; the function runs anyway", "function", function, "warnings", inv.Warnings)
+	}
 	return inv, nil
 }
 
