@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -504,5 +505,34 @@ func (t *Tenant) ExpireSecret(name string, in time.Duration) (string, error) {
 	}
 	end := t.now().Add(in)
 	cred.EndDateTime, cur.Expires = end, end
+	return keyID, nil
+}
+
+// TamperSecret stands in for an admin who pastes a wrong value into the vault: it stores a new version of
+// the secret with a value no credential holds and the current version's tags, so that Key Vault and Graph
+// still look right and only a sign-in can tell. The current credential is first made an hour old (as if
+// provisioned that long ago), so that the refusal reads as a wrong value, not as replication. It returns
+// the keyId the tampered version names. It is how `make run` shows the sign-in check.
+func (t *Tenant) TamperSecret(name string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sec := t.state.Secret(name)
+	if sec == nil || sec.Current() == nil {
+		return "", fmt.Errorf("the emulated vault holds no secret %q: provision first", name)
+	}
+	cur := *sec.Current()
+	keyID := cur.Tags["keyId"]
+	for i := range t.state.Applications {
+		if c := t.state.Applications[i].PasswordCredential(keyID); c != nil {
+			if hourAgo := t.now().Add(-time.Hour); c.StartDateTime.After(hourAgo) {
+				c.StartDateTime = hourAgo
+			}
+			c.AddedAt = time.Time{}
+		}
+	}
+	now := t.now()
+	cur.Version, cur.Value, cur.Created, cur.Updated, cur.Tags = newSecretVersion(), "tampered-"+newSecretText(), now, now, maps.Clone(cur.Tags)
+	sec.Versions = append(sec.Versions, cur)
+	t.issue(cur.Value)
 	return keyID, nil
 }

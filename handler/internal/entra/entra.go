@@ -129,6 +129,7 @@ func classify(ctx context.Context, err error) error {
 			} else {
 				se.Code = te.Error
 			}
+			se.Message = strings.TrimSpace(strings.TrimPrefix(se.Message, se.Code+":"))
 		}
 	}
 	switch {

@@ -25,6 +25,8 @@ func (h *Host) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.admin(w, r)
 	case p == "/admin/emulator/expire-secret":
 		h.expireSecret(w, r)
+	case p == "/admin/emulator/tamper-secret":
+		h.tamperSecret(w, r)
 	case p == "/":
 		fmt.Fprintln(w, "funchost: the local Functions host is running; functions are under /api/ and /admin/functions/")
 	default:
@@ -158,6 +160,42 @@ func (h *Host) expireSecret(w http.ResponseWriter, r *http.Request) {
 	h.logf("emulated tenant: the current secret (keyId %s) now expires in %d days", keyID, days)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"keyId": keyID, "expiresInDays": days})
+}
+
+// secretTamperer is the emulated tenant's TamperSecret.
+type secretTamperer interface {
+	TamperSecret(name string) (string, error)
+}
+
+// tamperSecret is POST /admin/emulator/tamper-secret[?name=S]: on the emulated tenant only, store a wrong
+// value as the secret's new version (the tags still right), as an admin pasting the wrong value would, so
+// that the sign-in check can be shown catching it.
+func (h *Host) tamperSecret(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST /admin/emulator/tamper-secret stores a wrong value as the secret's new version", http.StatusMethodNotAllowed)
+		return
+	}
+	tt, ok := h.tenant.(secretTamperer)
+	if !ok {
+		http.Error(w, "not running on the emulated tenant: a real vault is not tampered with", http.StatusConflict)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = h.env.get("APPREG_SECRET_NAME")
+	}
+	if name == "" {
+		name = "AppConfig--AuthConfig--ApplicationKey"
+	}
+	keyID, err := tt.TamperSecret(name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	h.logf("emulated tenant: secret %s now holds a wrong value (its tags still name keyId %s)", name, keyID)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"tampered": name, "keyId": keyID})
 }
 
 // admin is POST /admin/functions/<name>: run a non-HTTP function now. 202 like Core Tools; ?wait=true
