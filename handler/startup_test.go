@@ -9,7 +9,7 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/config"
 )
 
-// The clients are built after run starts listening: a setting that only their build rejects (here
+// The clients are built before run starts listening: a setting that only their build rejects (here
 // SSL_CERT_FILE naming no file) must still be reported as an invalid configuration, in the log and by
 // every invocation, while the readiness probe is answered.
 func TestRunReportsSettingsTheClientsReject(t *testing.T) {

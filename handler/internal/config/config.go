@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/ncrontab"
@@ -115,40 +114,17 @@ func (e *Error) Unwrap() []error {
 }
 
 // App Service or slot resource id, as ARM spells it.
-var siteIDRE = &lazyRegexp{pattern: `(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`}
+var siteIDRE = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
 
-// The two names below are checked by hand: as regular expressions, their bounded repetitions ({0,119},
-// {1,127}) compile to programs that cost the handler a millisecond of every cold start.
+var (
+	uniqueNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$`)
+	secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	guidRE       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
 
-// validUniqueName is ^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$.
-func validUniqueName(s string) bool {
-	if len(s) == 0 || len(s) > 120 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
-}
+func validUniqueName(s string) bool { return uniqueNameRE.MatchString(s) }
 
-// validSecretName is ^[0-9a-zA-Z-]{1,127}$.
-func validSecretName(s string) bool {
-	if len(s) == 0 || len(s) > 127 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
+func validSecretName(s string) bool { return secretNameRE.MatchString(s) }
 
 // Load reads and validates every setting through getenv. On error it still returns the Config with the
 // valid settings filled in, and an *Error that names every invalid one.
@@ -290,21 +266,6 @@ func vaultURL(raw string) (string, bool) {
 		return "", false
 	}
 	return "https://" + strings.ToLower(u.Host) + "/", true
-}
-
-var guidRE = &lazyRegexp{pattern: `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`}
-
-// lazyRegexp compiles its pattern on first use: a package-level regexp.MustCompile would run on every
-// cold start of the handler, whether the pattern is needed or not.
-type lazyRegexp struct {
-	pattern string
-	once    sync.Once
-	re      *regexp.Regexp
-}
-
-func (l *lazyRegexp) MatchString(s string) bool {
-	l.once.Do(func() { l.re = regexp.MustCompile(l.pattern) })
-	return l.re.MatchString(s)
 }
 
 func isGUID(s string) bool { return guidRE.MatchString(s) }

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -200,20 +199,7 @@ func (r *reader) timerInfo(obj map[string]json.RawMessage, path string) TimerInf
 	return t
 }
 
-var guidRE = &lazyRegexp{pattern: `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`}
-
-// lazyRegexp compiles its pattern on first use: a package-level regexp.MustCompile would run on every
-// cold start of the handler, whether the pattern is needed or not.
-type lazyRegexp struct {
-	pattern string
-	once    sync.Once
-	re      *regexp.Regexp
-}
-
-func (l *lazyRegexp) MatchString(s string) bool {
-	l.once.Do(func() { l.re = regexp.MustCompile(l.pattern) })
-	return l.re.MatchString(s)
-}
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func (r *reader) sys(obj map[string]json.RawMessage, path string) Sys {
 	s := Sys{
