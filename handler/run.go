@@ -69,40 +69,68 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return nil
 }
 
-// newEngine builds the one HTTP client, the credential, the Graph, Key Vault and ARM adapters and the
-// engine, whose clock is now.
-func newEngine(cfg config.Config, getenv func(string) string, now func() time.Time) (*appreg.Engine, error) {
+// instance is one registration the function app keeps right: its name and its engine.
+type instance struct {
+	name   string
+	engine *appreg.Engine
+}
+
+// newInstances builds what every instance shares (the one HTTP client, the managed identity, the
+// credentials of other tenants, the sign-in adapter, one Key Vault client per vault, one ARM client) and
+// one engine per instance, whose clock is now. The engines are built once and reused: each keeps its own
+// Graph client (its retries and throttling are its own) and the ids it remembers.
+func newInstances(cfg config.Config, getenv func(string) string, now func() time.Time) ([]instance, error) {
 	hc, err := azure.NewHTTPClient(getenv)
 	if err != nil {
 		return nil, err
 	}
-	cred, err := azure.NewCredential(getenv, hc)
+	mi, err := azure.NewCredential(getenv, hc)
 	if err != nil {
 		return nil, fmt.Errorf("building the managed identity credential: %w", err)
 	}
-	dir, err := graph.New(cred, cfg.GraphEndpoint, hc)
+	fed := azure.NewFederation(mi, cfg.FederatedAppID, cfg.AuthorityHost, cfg.GraphEndpoint+"/.default", hc)
+	signer := entra.New(cfg.AuthorityHost, hc)
+	refresher := arm.New(cfg.ARMEndpoint, mi, hc)
+	vaults := map[string]*keyvault.Vault{}
+	var out []instance
+	for _, in := range cfg.Instances {
+		dir, err := graph.New(fed.Credential(in.TenantID), cfg.GraphEndpoint, hc)
+		if err != nil {
+			return nil, fmt.Errorf("building the Microsoft Graph client for %s: %w", cfg.GraphEndpoint, err)
+		}
+		vault, ok := vaults[in.KeyVaultURL]
+		if !ok {
+			if vault, err = keyvault.New(in.KeyVaultURL, mi, hc); err != nil {
+				return nil, fmt.Errorf("building the Key Vault client for %s: %w", in.KeyVaultURL, err)
+			}
+			vaults[in.KeyVaultURL] = vault
+		}
+		engine := appreg.NewEngine(dir, vault, appreg.Settings{
+			DisplayName:     in.DisplayName,
+			UniqueName:      in.UniqueName,
+			PermissionLevel: in.PermissionLevel,
+			SecretName:      in.SecretName,
+			SecretLifetime:  cfg.SecretLifetime,
+			RenewBefore:     cfg.RenewBefore,
+			Overlap:         cfg.Overlap,
+			Remediate:       cfg.Remediate,
+			AdminConsent:    in.Consent == config.ConsentAdmin,
+			AuthorityHost:   cfg.AuthorityHost,
+		}, now)
+		engine.SetSignIn(signer)
+		if len(in.RefreshSiteIDs) > 0 {
+			engine.SetRefresher(refresher, in.RefreshSiteIDs)
+		}
+		out = append(out, instance{name: in.Name, engine: engine})
+	}
+	return out, nil
+}
+
+// newEngine builds the engine of the first instance (the only one without APPREG_INSTANCES).
+func newEngine(cfg config.Config, getenv func(string) string, now func() time.Time) (*appreg.Engine, error) {
+	ins, err := newInstances(cfg, getenv, now)
 	if err != nil {
-		return nil, fmt.Errorf("building the Microsoft Graph client for %s: %w", cfg.GraphEndpoint, err)
+		return nil, err
 	}
-	vault, err := keyvault.New(cfg.KeyVaultURL, cred, hc)
-	if err != nil {
-		return nil, fmt.Errorf("building the Key Vault client for %s: %w", cfg.KeyVaultURL, err)
-	}
-	engine := appreg.NewEngine(dir, vault, appreg.Settings{
-		DisplayName:     cfg.DisplayName,
-		UniqueName:      cfg.UniqueName,
-		PermissionLevel: cfg.PermissionLevel,
-		SecretName:      cfg.SecretName,
-		SecretLifetime:  cfg.SecretLifetime,
-		RenewBefore:     cfg.RenewBefore,
-		Overlap:         cfg.Overlap,
-		Remediate:       cfg.Remediate,
-		AdminConsent:    cfg.Consent == config.ConsentAdmin,
-		AuthorityHost:   cfg.AuthorityHost,
-	}, now)
-	engine.SetSignIn(entra.New(cfg.AuthorityHost, hc))
-	if len(cfg.RefreshSiteIDs) > 0 {
-		engine.SetRefresher(arm.New(cfg.ARMEndpoint, cred, hc), cfg.RefreshSiteIDs)
-	}
-	return engine, nil
+	return ins[0].engine, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,6 +39,8 @@ func startRun(t *testing.T, getenv func(string) string) (string, *lockedWriter) 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lockedWriter{}
+	prev := slog.Default() // run makes its logger the default: give the next tests theirs back
+	t.Cleanup(func() { slog.SetDefault(prev) })
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, getenv, out) }()
 	t.Cleanup(func() {

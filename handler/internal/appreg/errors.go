@@ -36,6 +36,9 @@ var (
 	// (AADSTS7000215 wrong or not yet accepted, AADSTS7000222 expired, AADSTS700016 no such application,
 	// AADSTS7000112 application disabled); the ServiceError's Code is the AADSTS code.
 	ErrSignInRefused = errors.New("the token service refused the sign-in")
+	// ErrNeedsFederation is an instance in a tenant other than the managed identity's own while
+	// APPREG_FEDERATED_APP_ID is unset: a setting is missing.
+	ErrNeedsFederation = errors.New("another tenant needs APPREG_FEDERATED_APP_ID")
 )
 
 // Service names used in ServiceError.

@@ -236,6 +236,10 @@ func ClassifyFailure(ctx context.Context, service string, err error) (*appreg.Se
 	fail := func(kind error, status int, msg string) (*appreg.ServiceError, bool) {
 		return &appreg.ServiceError{Service: service, Kind: kind, Status: status, Message: msg}, true
 	}
+	var classified *appreg.ServiceError
+	if errors.As(err, &classified) {
+		return classified, true // a credential of ours classified it already (Federation)
+	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) {
 		if isManagedIdentity(afe) {

@@ -34,6 +34,8 @@ const (
 	EnvClientID          = "AZURE_CLIENT_ID"
 	EnvConsent           = "APPREG_CONSENT"
 	EnvAuthorityHost     = "AZURE_AUTHORITY_HOST"
+	EnvInstances         = "APPREG_INSTANCES"
+	EnvFederatedAppID    = "APPREG_FEDERATED_APP_ID"
 	EnvPort              = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	EnvIdentityEndpoint  = "IDENTITY_ENDPOINT"
 	EnvIdentityHeader    = "IDENTITY_HEADER"
@@ -77,6 +79,14 @@ type Config struct {
 	Port            string
 	Consent         string // ConsentGrant or ConsentAdmin
 	AuthorityHost   string // Entra ID's token service root (no trailing slash)
+	// Instances are the registrations the function app keeps right: those of APPREG_INSTANCES, or the
+	// one instance DefaultInstance made of the settings above. Never empty once Load succeeded.
+	Instances []Instance
+	// InstancesSet is true when APPREG_INSTANCES is set: the HTTP functions then answer every instance
+	// at once unless asked for one.
+	InstancesSet bool
+	// FederatedAppID is the client id of the multi-tenant application that reaches other tenants.
+	FederatedAppID string
 }
 
 // SettingError is one invalid setting.
@@ -162,9 +172,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	raw := strings.TrimSpace(getenv(EnvKeyVaultURL))
+	instances := strings.TrimSpace(getenv(EnvInstances))
 	if u, ok := vaultURL(raw); ok {
 		c.KeyVaultURL = u
-	} else {
+	} else if raw != "" || instances == "" {
+		// With APPREG_INSTANCES the default vault is optional: each instance may name its own.
 		fail(EnvKeyVaultURL, raw, "the vault's https URL, such as https://contoso-kv.vault.azure.net/")
 	}
 	if len(c.DisplayName) > 120 {
@@ -236,6 +248,13 @@ func Load(getenv func(string) string) (Config, error) {
 		if n, err := strconv.Atoi(c.Port); err != nil || n < 1 || n > 65535 {
 			fail(EnvPort, c.Port, "a TCP port number (the Functions host sets it)")
 		}
+	}
+	c.FederatedAppID = strings.TrimSpace(getenv(EnvFederatedAppID))
+	if c.FederatedAppID != "" && !isGUID(c.FederatedAppID) {
+		fail(EnvFederatedAppID, c.FederatedAppID, "the client id (a GUID) of the multi-tenant application whose federated credential trusts the function's managed identity")
+	}
+	if len(bad) == 0 {
+		c.Instances, c.InstancesSet = loadInstances(instances, c, fail)
 	}
 	if len(bad) > 0 {
 		return c, &Error{Settings: bad}

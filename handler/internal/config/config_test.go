@@ -36,6 +36,8 @@ func TestLoadDefaults(t *testing.T) {
 		Consent:         ConsentGrant,
 		AuthorityHost:   "https://login.microsoftonline.com",
 	}
+	want.Instances = []Instance{{Name: DefaultInstance, DisplayName: want.DisplayName, UniqueName: want.UniqueName,
+		KeyVaultURL: want.KeyVaultURL, SecretName: want.SecretName, Consent: ConsentGrant}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load defaults:\n got %+v\nwant %+v", got, want)
 	}

@@ -9,8 +9,6 @@ import (
 
 type key struct{}
 
-var discard = slog.New(slog.DiscardHandler)
-
 // With returns a copy of ctx that carries l. A nil l leaves ctx as it is.
 func With(ctx context.Context, l *slog.Logger) context.Context {
 	if l == nil {
@@ -19,12 +17,13 @@ func With(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, key{}, l)
 }
 
-// From returns the logger ctx carries, or one that discards everything: never nil.
+// From returns the logger ctx carries, or else slog.Default() at the time of the call (the handler's
+// run sets it to its JSON logger on stdout), so that no line is dropped silently: never nil.
 func From(ctx context.Context) *slog.Logger {
 	if ctx != nil {
 		if l, ok := ctx.Value(key{}).(*slog.Logger); ok {
 			return l
 		}
 	}
-	return discard
+	return slog.Default()
 }

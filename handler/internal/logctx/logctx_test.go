@@ -8,15 +8,27 @@ import (
 	"testing"
 )
 
-func TestFromDefaultsToDiscard(t *testing.T) {
+// TestFromFallsBackToDefault checks that a context without a logger gives slog.Default(), so that its
+// lines still reach the log.
+func TestFromFallsBackToDefault(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
 	for name, ctx := range map[string]context.Context{"background": context.Background(), "nil": nil} {
 		t.Run(name, func(t *testing.T) {
+			buf.Reset()
 			l := From(ctx)
 			if l == nil {
 				t.Fatal("From returned nil")
 			}
-			if l.Enabled(context.Background(), slog.LevelError) {
-				t.Error("default logger is enabled, want a discarding one")
+			if l != slog.Default() {
+				t.Error("From of a context without a logger is not slog.Default()")
+			}
+			l.Info("no logger in the context", "case", name)
+			if got := buf.String(); !strings.Contains(got, `"msg":"no logger in the context"`) || !strings.Contains(got, `"case":"`+name+`"`) {
+				t.Errorf("default log = %q, want the line", got)
 			}
 		})
 	}

@@ -55,7 +55,8 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
-	Err     error // the cause, if any
+	Err     error  // the cause, if any
+	ID      string // CodeInternal only: the id of a log line already written about it (a recovered panic)
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -156,22 +157,49 @@ func classifyHTTP(he *echo.HTTPError, c echo.Context) (int, string, string) {
 	return status, code, msg
 }
 
+// internalMessage is the answer to an unexpected failure (CodeInternal): it names only the id that the
+// log line with the details carries.
+func internalMessage(id string) string {
+	return fmt.Sprintf("internal error %s: the details are in the function's log", id)
+}
+
+// internalID is the id of an unexpected failure: the one already logged with it (a recovered panic), else
+// a new one.
+func internalID(err error) string {
+	var ae *apiError
+	for errors.As(err, &ae) {
+		if ae.ID != "" {
+			return ae.ID
+		}
+		err = ae.Err
+	}
+	return newErrorID()
+}
+
 // handleError is Echo's HTTPErrorHandler: it logs the failure and answers the contract's error JSON.
+// A classified failure is answered with its own message. An unexpected one (CodeInternal: an error no
+// rule classified, a recovered panic) is answered with a generic message and an id; its text goes to the
+// log line only, which carries the same id as errorId.
 func (s *srv) handleError(err error, c echo.Context) {
 	status, code, msg := classify(err, c)
+	attrs := []slog.Attr{slog.String("error", msg)}
+	if code == CodeInternal {
+		id := internalID(err)
+		msg = internalMessage(id)
+		attrs = append(attrs, slog.String("errorId", id))
+	}
 	l := s.loggerOf(c)
 	level := slog.LevelWarn
 	if status >= 500 {
 		level = slog.LevelError
 	}
 	req := c.Request()
-	l.LogAttrs(req.Context(), level, "request failed",
+	l.LogAttrs(req.Context(), level, "request failed", append([]slog.Attr{
 		slog.String("method", req.Method),
 		slog.String("path", req.URL.Path),
 		slog.Int("status", status),
 		slog.String("code", code),
-		slog.String("error", msg),
-	)
+	}, attrs...)...)
 	if c.Response().Committed {
 		return
 	}

@@ -46,10 +46,16 @@ func (s *srv) requestLogger(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // newRequestID is 32 random hex digits.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+func newRequestID() string { return randomHex(16) }
+
+// newErrorID is 16 random hex digits: the id of an unexpected failure, in its answer and its log line.
+func newErrorID() string { return randomHex(8) }
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // loggerOf is the request's logger.
@@ -84,7 +90,8 @@ func (s *srv) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// recoverPanic turns a panic into a 500 InternalError, logging the stack.
+// recoverPanic turns a panic into a 500 InternalError, logging the value and the stack with an errorId;
+// the answer names only that id (handleError).
 func (s *srv) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
@@ -92,8 +99,9 @@ func (s *srv) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				s.loggerOf(c).Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				err = &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("internal error: %v", r)}
+				id := newErrorID()
+				s.loggerOf(c).Error("panic", "errorId", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("panic: %v", r), ID: id}
 			}
 		}()
 		return next(c)

@@ -4,9 +4,11 @@
 // the custom-handler protocol (package hostproto).
 //
 // Handlers return errors; one HTTPErrorHandler turns every error into the contract's
-// {"error": {"code", "message"}} with its status, and logs it. Every request gets a logger with the
-// invocationId (the host's X-Azure-Functions-InvocationId, else Echo's request id) in its context
-// (package logctx), and one access-log line. Nothing logs headers, query strings or bodies.
+// {"error": {"code", "message"}} with its status, and logs it: a classified failure with its own message,
+// an unexpected one (an unclassified error, a recovered panic) with a generic message and an id that the
+// log line with the details carries. Every request gets a logger with the invocationId (the host's
+// X-Azure-Functions-InvocationId, else Echo's request id) in its context (package logctx), and one
+// access-log line. Nothing logs headers, query strings or bodies.
 package server
 
 import (

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -436,6 +437,8 @@ func TestConfigError(t *testing.T) {
 	}
 }
 
+// TestErrorMapping covers the classified failures, which are answered with their own message; an
+// unexpected one is TestInternalErrorsAreLoggedNotAnswered's.
 func TestErrorMapping(t *testing.T) {
 	svcErr := func(kind error, status int, need string) error {
 		return fmt.Errorf("adding password to application 42: %w",
@@ -460,7 +463,6 @@ func TestErrorMapping(t *testing.T) {
 		{"concurrency", svcErr(appreg.ErrConcurrency, 412, ""), 503, CodeUpstreamUnavailable, ""},
 		{"deadline", fmt.Errorf("reading the application: %w", context.DeadlineExceeded), 503, CodeUpstreamUnavailable, "deadline"},
 		{"canceled", fmt.Errorf("reading the application: %w", context.Canceled), 503, CodeCanceled, ""},
-		{"anything else", errors.New("boom"), 500, CodeInternal, "boom"},
 	}
 	timer := timerBody(t, "timer_normal.http")
 	routes := []struct {
@@ -658,17 +660,83 @@ func TestLogging(t *testing.T) {
 	})
 }
 
-func TestPanicIsInternalError(t *testing.T) {
-	f := newFixture(t, nil)
-	f.svc.panicMsg = "nil map"
-	rec := f.do(t, http.MethodGet, "/api/status", "")
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("status = %d, want 500", rec.Code)
+// TestInternalErrorsAreLoggedNotAnswered checks that an unexpected error's text and a panic's value never
+// reach the answer: it names an id, and the log line that carries the details carries the same id.
+func TestInternalErrorsAreLoggedNotAnswered(t *testing.T) {
+	const detail = "detail-only-for-the-log"
+	idRE := regexp.MustCompile(`^internal error ([0-9a-f]{16}): the details are in the function's log$`)
+	timer := timerBody(t, "timer_normal.http")
+	routes := []struct {
+		method, path, body string
+		opts               []reqOpt
+	}{
+		{http.MethodPost, "/api/provision", "", nil},
+		{http.MethodGet, "/api/status", "", nil},
+		{http.MethodPost, "/compliance", timer, []reqOpt{jsonCT}},
+		{http.MethodPost, "/rotate", timer, []reqOpt{jsonCT}},
 	}
-	if e := decodeError(t, rec); e.Code != CodeInternal {
-		t.Errorf("code = %q, want %q", e.Code, CodeInternal)
+	tests := []struct {
+		name  string
+		err   error  // the service's error
+		panic string // else the service panics with this
+	}{
+		{"unexpected error", fmt.Errorf("reading the application: %w", errors.New(detail)), ""},
+		{"panic", nil, "nil map: " + detail},
 	}
-	if len(f.logs.withMsg(t, "panic")) != 1 {
-		t.Error("no panic log line")
+	for _, tt := range tests {
+		for _, r := range routes {
+			t.Run(tt.name+" "+r.path, func(t *testing.T) {
+				f := newFixture(t, nil)
+				f.svc.err, f.svc.panicMsg = tt.err, tt.panic
+				rec := f.do(t, r.method, r.path, r.body, r.opts...)
+				if rec.Code != http.StatusInternalServerError {
+					t.Errorf("status = %d, want 500", rec.Code)
+				}
+				if strings.Contains(rec.Body.String(), detail) {
+					t.Errorf("answer %s contains the error's text", rec.Body)
+				}
+				e := decodeError(t, rec)
+				if e.Code != CodeInternal {
+					t.Errorf("code = %q, want %q", e.Code, CodeInternal)
+				}
+				m := idRE.FindStringSubmatch(e.Message)
+				if m == nil {
+					t.Fatalf("message = %q, want %q", e.Message, idRE)
+				}
+				id := m[1]
+				failed := f.logs.withMsg(t, "request failed")
+				if len(failed) != 1 {
+					t.Fatalf("request failed lines = %v, want 1", failed)
+				}
+				if got := failed[0]["errorId"]; got != id {
+					t.Errorf("errorId of the log line = %v, want the answer's %s", got, id)
+				}
+				if got := fmt.Sprint(failed[0]["error"]); !strings.Contains(got, detail) {
+					t.Errorf("error of the log line = %q, want the full text with %q", got, detail)
+				}
+				panics := f.logs.withMsg(t, "panic")
+				if tt.panic == "" {
+					if len(panics) != 0 {
+						t.Errorf("panic lines = %v, want none", panics)
+					}
+					return
+				}
+				if len(panics) != 1 {
+					t.Fatalf("panic lines = %v, want 1", panics)
+				}
+				if panics[0]["errorId"] != id || panics[0]["panic"] != tt.panic || panics[0]["stack"] == nil {
+					t.Errorf("panic line = %v, want errorId %s, the value and the stack", panics[0], id)
+				}
+			})
+		}
 	}
+	t.Run("a new id each time", func(t *testing.T) {
+		f := newFixture(t, nil)
+		f.svc.err = errors.New(detail)
+		a := decodeError(t, f.do(t, http.MethodGet, "/api/status", "")).Message
+		b := decodeError(t, f.do(t, http.MethodGet, "/api/status", "")).Message
+		if a == b {
+			t.Errorf("two failures answered the same message %q", a)
+		}
+	})
 }
