@@ -33,14 +33,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 	slog.SetDefault(log) // what logctx falls back on, so that no line is lost
 	cfg, cfgErr := config.Load(getenv)
-	var svc server.Service
+	var served []server.Instance
 	if cfgErr == nil {
-		engine, err := newEngine(cfg, getenv, time.Now)
+		ins, err := newInstances(cfg, getenv, time.Now)
 		if err != nil {
 			// A setting the clients could not use (SSL_CERT_FILE, HTTPS_PROXY, ...): as invalid as any other.
 			cfgErr = server.ConfigError(err)
-		} else {
-			svc = engine
+		}
+		for _, in := range ins {
+			served = append(served, server.Instance{Name: in.name, Service: in.engine})
 		}
 	}
 	if cfgErr != nil {
@@ -51,7 +52,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listening on 127.0.0.1:%s (%s): %w", cfg.Port, config.EnvPort, err)
 	}
-	h := server.New(server.Options{Service: svc, ConfigErr: cfgErr, Logger: log, HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout})
+	h := server.New(server.Options{Instances: served, Multi: cfg.InstancesSet, ConfigErr: cfgErr, Logger: log,
+		HTTPTimeout: httpTimeout, TimerTimeout: timerTimeout})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

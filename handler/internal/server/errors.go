@@ -23,7 +23,8 @@ const (
 	CodeMethodNotAllowed     = "MethodNotAllowed"   // 405
 	CodeTooLarge             = "RequestTooLarge"    // 413: body over 64 KiB
 	CodeInvalidConfiguration = "InvalidConfiguration"
-	CodeNonCompliant         = "NonCompliant" // 500: the compliance timer found errors it did not repair
+	CodeNonCompliant         = "NonCompliant"    // 500: the compliance timer found errors it did not repair
+	CodeInstancesFailed      = "InstancesFailed" // 500: a timer failed for some instances (each named)
 	CodeInternal             = "InternalError"
 	CodeUpstreamForbidden    = "UpstreamForbidden"            // 502: Graph or Key Vault answered 403
 	CodeUpstreamRejected     = "UpstreamRejected"             // 502: Graph or Key Vault refused the request
@@ -76,6 +77,7 @@ var sentinels = []struct {
 	code   string
 }{
 	{appreg.ErrIdentity, http.StatusBadGateway, CodeIdentityFailed},
+	{appreg.ErrNeedsFederation, http.StatusInternalServerError, CodeInvalidConfiguration},
 	{appreg.ErrUniqueNameTaken, http.StatusBadGateway, CodeUniqueNameTaken},
 	{appreg.ErrLifetimePolicy, http.StatusBadGateway, CodeLifetimePolicy},
 	{appreg.ErrPasswordsForbidden, http.StatusBadGateway, CodePasswordsForbidden},
@@ -176,11 +178,11 @@ func internalID(err error) string {
 	return newErrorID()
 }
 
-// handleError is Echo's HTTPErrorHandler: it logs the failure and answers the contract's error JSON.
-// A classified failure is answered with its own message. An unexpected one (CodeInternal: an error no
-// rule classified, a recovered panic) is answered with a generic message and an id; its text goes to the
-// log line only, which carries the same id as errorId.
-func (s *srv) handleError(err error, c echo.Context) {
+// failure classifies a failure, logs it on l ("request failed"), and gives its status and answer. A
+// classified failure is answered with its own message. An unexpected one (CodeInternal: an error no rule
+// classified, a recovered panic) is answered with a generic message and an id; its text goes to the log
+// line only, which carries the same id as errorId.
+func (s *srv) failure(c echo.Context, l *slog.Logger, err error) (int, ErrorBody) {
 	status, code, msg := classify(err, c)
 	attrs := []slog.Attr{slog.String("error", msg)}
 	if code == CodeInternal {
@@ -188,7 +190,6 @@ func (s *srv) handleError(err error, c echo.Context) {
 		msg = internalMessage(id)
 		attrs = append(attrs, slog.String("errorId", id))
 	}
-	l := s.loggerOf(c)
 	level := slog.LevelWarn
 	if status >= 500 {
 		level = slog.LevelError
@@ -200,13 +201,24 @@ func (s *srv) handleError(err error, c echo.Context) {
 		slog.Int("status", status),
 		slog.String("code", code),
 	}, attrs...)...)
+	return status, ErrorBody{ErrorDetail{Code: code, Message: msg}}
+}
+
+// handleError is Echo's HTTPErrorHandler: it logs the failure and answers the contract's error JSON.
+// A classified failure is answered with its own message. An unexpected one (CodeInternal: an error no
+// rule classified, a recovered panic) is answered with a generic message and an id; its text goes to the
+// log line only, which carries the same id as errorId.
+func (s *srv) handleError(err error, c echo.Context) {
+	l := s.loggerOf(c)
+	status, body := s.failure(c, l, err)
 	if c.Response().Committed {
 		return
 	}
+	req := c.Request()
 	if req.Method == http.MethodHead {
 		err = c.NoContent(status)
 	} else {
-		err = c.JSON(status, ErrorBody{ErrorDetail{Code: code, Message: msg}})
+		err = c.JSON(status, body)
 	}
 	if err != nil {
 		l.Error("writing the error answer failed", "error", err.Error())

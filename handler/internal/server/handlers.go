@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,109 +19,111 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/hostproto"
 )
 
-// provision: POST /api/provision. Body empty or {}; 201 when this call created the application.
+// provision: POST /api/provision. Body empty or {}; 201 when this call created the application. With
+// several instances and no ?instance, every instance at once (see everyInstance).
 func (s *srv) provision(c echo.Context) error {
 	if err := emptyObjectBody(c); err != nil {
 		return err
 	}
 	ctx, cancel := withTimeout(c, s.httpTimeout)
 	defer cancel()
-	res, err := s.svc.Provision(ctx)
-	if err != nil {
-		return err
+	run := func(ctx context.Context, in Instance) (int, any, error) {
+		res, err := in.Service.Provision(ctx)
+		status := http.StatusOK
+		if res.Created {
+			status = http.StatusCreated
+		}
+		return status, res, err
 	}
-	status := http.StatusOK
-	if res.Created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, res)
+	return s.answer(ctx, c, run)
 }
 
 // status: GET /api/status, read-only.
 func (s *srv) status(c echo.Context) error {
 	ctx, cancel := withTimeout(c, s.httpTimeout)
 	defer cancel()
-	rep, err := s.svc.Status(ctx)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, rep)
+	return s.answer(ctx, c, func(ctx context.Context, in Instance) (int, any, error) {
+		rep, err := in.Service.Status(ctx)
+		return http.StatusOK, rep, err
+	})
 }
 
-// compliance: the compliance timer's invocation. A non-compliant verdict fails the run (500), after every
-// finding was logged on its own line: the host drops the answer of a failed run.
+// compliance: the compliance timer's invocation, over every instance. A non-compliant verdict fails the
+// run (500), after every finding was logged on its own line: the host drops the answer of a failed run.
 func (s *srv) compliance(c echo.Context) error {
 	if _, err := s.timerInvocation(c, "compliance"); err != nil {
 		return err
 	}
 	ctx, cancel := withTimeout(c, s.timerTimeout)
 	defer cancel()
-	res, err := s.svc.Compliance(ctx)
-	if err != nil {
-		return timerFailed(err, c)
-	}
-	l := s.loggerOf(c)
-	var logs []string
-	if res.Remediated != nil || res.After != nil {
-		logFindings(c, l, "before", res.Before.AppID, res.Before.Findings)
-		logs = append(logs, summary("before remediation", res.Before))
-	}
-	if res.Remediated != nil {
-		for _, ch := range res.Remediated.Changes {
-			l.Info("remediation change", "function", "compliance", "change", ch)
-			logs = append(logs, "remediated: "+ch)
+	return s.timer(ctx, c, "compliance", func(ctx context.Context, l *slog.Logger, in Instance) (any, []string, error) {
+		res, err := in.Service.Compliance(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-	}
-	final := res.Before
-	if res.After != nil {
-		final = *res.After
-	}
-	logFindings(c, l, "", final.AppID, final.Findings)
-	logs = append(logs, summary("compliance", final))
-	if !res.Compliant {
-		return &apiError{Status: http.StatusInternalServerError, Code: CodeNonCompliant,
-			Message: "the app registration is not compliant: " + errorCodes(final.Findings)}
-	}
-	l.Info("compliance run succeeded", "function", "compliance", "compliant", true, "findings", len(final.Findings))
-	return invocationResponse(c, res, logs)
+		var logs []string
+		if res.Remediated != nil || res.After != nil {
+			logFindings(ctx, l, "before", res.Before.AppID, res.Before.Findings)
+			logs = append(logs, summary("before remediation", res.Before))
+		}
+		if res.Remediated != nil {
+			for _, ch := range res.Remediated.Changes {
+				l.Info("remediation change", "function", "compliance", "change", ch)
+				logs = append(logs, "remediated: "+ch)
+			}
+		}
+		final := res.Before
+		if res.After != nil {
+			final = *res.After
+		}
+		logFindings(ctx, l, "", final.AppID, final.Findings)
+		logs = append(logs, summary("compliance", final))
+		if !res.Compliant {
+			return res, logs, &apiError{Status: http.StatusInternalServerError, Code: CodeNonCompliant,
+				Message: "the app registration is not compliant: " + errorCodes(final.Findings)}
+		}
+		l.Info("compliance run succeeded", "function", "compliance", "compliant", true, "findings", len(final.Findings))
+		return res, logs, nil
+	})
 }
 
-// rotate: the rotation timer's invocation.
+// rotate: the rotation timer's invocation, over every instance.
 func (s *srv) rotate(c echo.Context) error {
 	if _, err := s.timerInvocation(c, "rotate"); err != nil {
 		return err
 	}
 	ctx, cancel := withTimeout(c, s.timerTimeout)
 	defer cancel()
-	res, err := s.svc.Rotate(ctx)
-	if err != nil {
-		return timerFailed(err, c)
-	}
-	l := s.loggerOf(c)
-	logs := append([]string(nil), res.Changes...)
-	for _, r := range res.Refresh {
-		level := slog.LevelInfo
-		if r.Error != "" {
-			level = slog.LevelWarn
+	return s.timer(ctx, c, "rotate", func(ctx context.Context, l *slog.Logger, in Instance) (any, []string, error) {
+		res, err := in.Service.Rotate(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-		l.Log(c.Request().Context(), level, "key vault reference refresh", "siteId", r.SiteID, "status", r.Status, "error", r.Error)
-	}
-	attrs := []any{"function", "rotate", "renewed", res.Renewed, "removedKeyIds", len(res.Removed)}
-	if res.Reason != "" {
-		attrs = append(attrs, "reason", res.Reason)
-	}
-	if res.Secret != nil {
-		attrs = append(attrs, "keyId", res.Secret.KeyID, "expiresOn", res.Secret.ExpiresOn)
-	}
-	l.Info("rotation run succeeded", attrs...)
-	line := "rotation: secret kept"
-	if res.Renewed {
-		line = "rotation: secret renewed"
-	}
-	if res.Reason != "" {
-		line += " (" + res.Reason + ")"
-	}
-	return invocationResponse(c, res, append(logs, line))
+		logs := append([]string(nil), res.Changes...)
+		for _, r := range res.Refresh {
+			level := slog.LevelInfo
+			if r.Error != "" {
+				level = slog.LevelWarn
+			}
+			l.Log(ctx, level, "key vault reference refresh", "siteId", r.SiteID, "status", r.Status, "error", r.Error)
+		}
+		attrs := []any{"function", "rotate", "renewed", res.Renewed, "removedKeyIds", len(res.Removed)}
+		if res.Reason != "" {
+			attrs = append(attrs, "reason", res.Reason)
+		}
+		if res.Secret != nil {
+			attrs = append(attrs, "keyId", res.Secret.KeyID, "expiresOn", res.Secret.ExpiresOn)
+		}
+		l.Info("rotation run succeeded", attrs...)
+		line := "rotation: secret kept"
+		if res.Renewed {
+			line = "rotation: secret renewed"
+		}
+		if res.Reason != "" {
+			line += " (" + res.Reason + ")"
+		}
+		return res, append(logs, line), nil
+	})
 }
 
 // timerFailed answers a failed timer run 500, as the contract says of both timers, with the failure's
@@ -270,7 +273,7 @@ func shorten(s string) string {
 }
 
 // logFindings writes every finding as its own line: warnings at Warn, errors at Error.
-func logFindings(c echo.Context, l *slog.Logger, phase, appID string, fs []appreg.Finding) {
+func logFindings(ctx context.Context, l *slog.Logger, phase, appID string, fs []appreg.Finding) {
 	for _, f := range fs {
 		level := slog.LevelWarn
 		if f.Severity == appreg.SeverityError {
@@ -280,7 +283,7 @@ func logFindings(c echo.Context, l *slog.Logger, phase, appID string, fs []appre
 		if phase != "" {
 			attrs = append(attrs, slog.String("phase", phase))
 		}
-		l.LogAttrs(c.Request().Context(), level, "finding", attrs...)
+		l.LogAttrs(ctx, level, "finding", attrs...)
 	}
 }
 

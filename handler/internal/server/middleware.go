@@ -99,13 +99,19 @@ func (s *srv) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				id := newErrorID()
-				s.loggerOf(c).Error("panic", "errorId", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				err = &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("panic: %v", r), ID: id}
+				err = s.panicked(s.loggerOf(c), r)
 			}
 		}()
 		return next(c)
 	}
+}
+
+// panicked logs a recovered panic with its stack and a new error id, and returns the error that answers it
+// (CodeInternal: the answer names only the id).
+func (s *srv) panicked(l *slog.Logger, r any) error {
+	id := newErrorID()
+	l.Error("panic", "errorId", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("panic: %v", r), ID: id}
 }
 
 // limitBody refuses bodies over hostproto.MaxBodyBytes: at once by Content-Length, else while reading

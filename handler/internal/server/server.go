@@ -35,8 +35,14 @@ type Service interface {
 
 // Options configure New.
 type Options struct {
-	// Service runs the work. It may be nil when ConfigErr is set.
+	// Service runs the work of the one instance, DefaultInstance, when Instances is empty. It may be nil
+	// when ConfigErr is set.
 	Service Service
+	// Instances are the registrations served (APPREG_INSTANCES), in order; empty: Service alone.
+	Instances []Instance
+	// Multi is true when APPREG_INSTANCES is set: without ?instance the HTTP functions answer every
+	// instance, as {"instances": {...}}. Without it, the one instance answers as ever.
+	Multi bool
 	// ConfigErr, when set, is the invalid configuration: every route but GET / answers 500
 	// InvalidConfiguration with its message, and nothing calls Service.
 	ConfigErr error
@@ -65,7 +71,8 @@ const (
 )
 
 type srv struct {
-	svc          Service
+	instances    []Instance
+	multi        bool
 	cfgErr       error
 	log          *slog.Logger
 	httpTimeout  time.Duration
@@ -74,7 +81,10 @@ type srv struct {
 
 // New builds the Echo application. It does not listen; the caller starts e.Server (or e.Start).
 func New(o Options) *echo.Echo {
-	s := &srv{svc: o.Service, cfgErr: o.ConfigErr, log: o.Logger, httpTimeout: o.HTTPTimeout, timerTimeout: o.TimerTimeout}
+	s := &srv{instances: o.Instances, multi: o.Multi, cfgErr: o.ConfigErr, log: o.Logger, httpTimeout: o.HTTPTimeout, timerTimeout: o.TimerTimeout}
+	if len(s.instances) == 0 {
+		s.instances = []Instance{{Name: DefaultInstance, Service: o.Service}}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
