@@ -160,7 +160,9 @@ func TestRememberedIDsFollowTheTenant(t *testing.T) {
 			}},
 	}
 	for _, s := range steps {
-		e.Status(c) // the process knows the current ids
+		if _, err := e.Status(c); err != nil { // the process knows the current ids
+			t.Fatalf("%s: the status before the drift: %v", s.name, err)
+		}
 		w.tenant.Mutate(s.drift)
 		r, err := e.Status(c)
 		if err != nil {

@@ -147,8 +147,8 @@ func TestRotateTimer(t *testing.T) {
 			var res struct {
 				Renewed bool `json:"renewed"`
 			}
-			if json.Unmarshal(r.ReturnValue, &res); status != http.StatusOK || res.Renewed {
-				t.Fatalf("rotate with a fresh secret: %d renewed=%v, want 200 and no renewal", status, res.Renewed)
+			if err := json.Unmarshal(r.ReturnValue, &res); err != nil || status != http.StatusOK || res.Renewed {
+				t.Fatalf("rotate with a fresh secret: %d %s renewed=%v, want 200 and no renewal", status, r.ReturnValue, res.Renewed)
 			}
 			a.tenant.Mutate(func(s *emulator.State) { setExpiry(s, p.AppID, time.Now().Add(20*24*time.Hour)) })
 			status, r = a.invoke("rotate")
