@@ -4,29 +4,41 @@ functions to it as the original requests, and posts the two timer invocations to
 
 How the pieces fit:
 
-	Functions host --HTTP--> server (Echo)       routes, host protocol (hostproto), one error handler
-	                            |
-	                      appreg.Engine          desired state, observation, findings (Diff), plan, apply
-	                       |           |
-	            appreg.Directory   appreg.Vault  small interfaces, declared by the engine
-	                       |           |
-	                     graph      keyvault     thin adapters: msgraph-sdk-go / azsecrets; errors
-	                       |           |         classified once into appreg's sentinels
-	                       +-- azure --+         one *http.Client (proxy, CA trust) and the credential
-	                                             (managed identity, or the developer's az login)
+	Functions host --HTTP--> server (Echo)        routes, ?instance=, host protocol (hostproto), one error handler
+	                            |                  (every instance, a bounded number at once, for the timers)
+	                  one appreg.Engine per instance
+	                            |   observe.go    read the tenant (lagging reads confirmed), the secret (soft delete,
+	                            |                 disabled versions), then sign in with it (signin.go)
+	                            |   diff.go       desired state and findings
+	                            |   provision.go  application, principal, consent; secret.go: add, store, recover
+	                            |   rotate.go     renewal in the safe order, removal after the overlap
+	              +-------------+---------------+----------------+
+	       appreg.Directory  appreg.Vault   appreg.SignIn   appreg.Refresher   small interfaces, declared by
+	              |             |               |                |             the engine
+	            graph        keyvault         entra             arm            thin adapters: msgraph-sdk-go,
+	              |             |               |                |             azsecrets, azidentity's client-
+	              +-------------+-------+-------+----------------+             secret credential, ARM; errors
+	                                    |                                      classified once into appreg's
+	                                  azure                                    sentinels
+	          one *http.Client (proxy, CA trust), the managed identity (or the developer's az login), and the
+	          Federation: a credential per tenant (the identity at home, the federated application elsewhere)
 
 The rest:
 
-  - main.go is a few lines; run.go holds run(ctx, getenv, stdout), which tests start on port 0.
-  - config loads every setting once, at start; an invalid one is reported by name in the log and in
-    every response, and the engine is not built, so nothing is written.
-  - logctx carries the request's logger (with invocationId) into the engine.
-  - arm refreshes the Key Vault references of App Services after a rotation.
-  - emulator is the emulated tenant: fake Microsoft Graph, Key Vault, managed identity and ARM, served
-    over HTTPS with a throwaway CA and reached through an HTTPS proxy, so the production binary and the
-    real SDK clients run unchanged against it (SSL_CERT_FILE, HTTPS_PROXY, IDENTITY_ENDPOINT).
-  - funchost is a small local Functions host (cmd/funchost) for make run and the black-box tests: it
+  - main.go is a few lines; run.go holds run(ctx, getenv, stdout), which tests start on port 0. It loads
+    the settings, builds every instance's engine (newInstances), then listens.
+  - config loads every setting once, at start (APPREG_INSTANCES in instances.go); an invalid one is reported
+    by name in the log and in every response, and no engine is built, so nothing is written.
+  - logctx carries the request's logger (invocationId, instance) into the engine; without one, the default
+    logger, which run sets to its own.
+  - emulator is the emulated world: fake Microsoft Graph (several tenants), Key Vault, the managed identity,
+    Entra ID's token service and ARM, served over HTTPS with a throwaway CA and reached through an HTTPS
+    proxy, so the production binary and the real SDK clients run unchanged against it (SSL_CERT_FILE,
+    HTTPS_PROXY, IDENTITY_ENDPOINT). Its switches model what real Azure does (reference section 8).
+    emulator/emulatortest starts one for in-process tests.
+  - funchost is a small local Functions host (cmd/funchost) for make run and the black-box tests (e2e): it
     starts bin/handler as the host does, forwards /api/..., and fires the timers.
+  - cmd/bench measures; pack builds the deployment zip (cmd/pack).
 
 Only the graph package imports msgraph-sdk-go: its cold build costs minutes and gigabytes, and every
 other package, test binaries included, stays free of it.
