@@ -183,7 +183,9 @@ func (e *Engine) completeVersions(ctx context.Context, o *Observation) error {
 		}
 	}
 	sortVersions(vs)
-	o.Versions, o.versionsListed = vs, true
+	// A 404 is no list: the secret may be deleted, or its recovery still running (reads answer 404 until
+	// it ends), so what no version names is not known yet.
+	o.Versions, o.versionsListed = vs, err == nil
 	return nil
 }
 

@@ -67,6 +67,12 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 	if err := e.completeVersions(ctx, o); err != nil {
 		return res, err
 	}
+	if o.needsVersions() {
+		// The versions could not be listed (the secret is deleted, or its recovery is still running):
+		// without them no credential can be judged, so removals wait for the next run.
+		log.Warn("the secret's versions could not be listed; credentials are removed by a later run")
+		return res, nil
+	}
 	now := e.now()
 	for _, c := range o.App.Passwords {
 		ok, why := Removable(c, o.Current, o.Versions, e.settings.Overlap, now)
