@@ -101,15 +101,39 @@ func (a *app) rotate() (int, rotateResult) {
 
 func TestFreshProvisionUnderAzureReplication(t *testing.T) {
 	t.Parallel()
+	// met is an answer the tenant must have given to a write: the test proves nothing unless the
+	// handler met the answer it is about.
+	type met struct {
+		op     string
+		status int
+	}
+	// behind makes the write of op meet a replica that does not have the fresh object yet (as when the
+	// engine's read-back was served by another replica): right before the first such write, the object
+	// becomes invisible for a second.
+	behind := func(op string, hide func(s *emulator.State) *time.Time) emulator.Fault {
+		return emulator.Fault{Service: emulator.ServiceGraph, Operation: op, Kind: emulator.FaultHook, Hook: func(tn *emulator.Tenant) {
+			tn.Mutate(func(s *emulator.State) { *hide(s) = time.Now().Add(time.Second) })
+		}}
+	}
+	app := func(s *emulator.State) *time.Time { return &s.Application("scepman").VisibleAt }
+	principal := func(s *emulator.State) *time.Time {
+		return &s.ServicePrincipalByAppID(s.Application("scepman").AppID).VisibleAt
+	}
 	tests := []struct {
 		name    string
 		delay   time.Duration
 		realism emulator.GraphRealism
+		faults  []emulator.Fault
+		met     []met
 	}{
-		{name: "403 backing application not in the local tenant", delay: 3 * time.Second,
-			realism: emulator.GraphRealism{SPCreateForbidden: true}},
-		{name: "400 not a valid reference update and plain 404 on assignments", delay: 3 * time.Second,
-			realism: emulator.GraphRealism{AssignmentReferenceErrors: true}},
+		{name: "403 backing application not in the local tenant", delay: time.Second,
+			realism: emulator.GraphRealism{SPCreateForbidden: true},
+			faults:  []emulator.Fault{behind(emulator.OpCreateServicePrincipal, app)},
+			met:     []met{{emulator.OpCreateServicePrincipal, http.StatusForbidden}}},
+		{name: "400 not a valid reference update and plain 404 on assignments", delay: time.Second,
+			realism: emulator.GraphRealism{AssignmentReferenceErrors: true},
+			faults:  []emulator.Fault{behind(emulator.OpAssignAppRole, principal)},
+			met:     []met{{emulator.OpAssignAppRole, http.StatusBadRequest}, {emulator.OpAssignAppRole, http.StatusNotFound}}},
 		{name: "lagging replicas", realism: emulator.GraphRealism{LagWindow: 3 * time.Second}},
 		{name: "all of them", delay: 2 * time.Second, realism: emulator.GraphRealism{
 			SPCreateForbidden: true, AssignmentReferenceErrors: true, LagWindow: 3 * time.Second, RemovePasswordUnknown400: true}},
@@ -120,6 +144,9 @@ func TestFreshProvisionUnderAzureReplication(t *testing.T) {
 			a := start(t, setup{opts: emulator.Options{Seed: 11}, before: func(tn *emulator.Tenant) {
 				tn.SetReplicationDelay(tt.delay)
 				tn.SetGraphRealism(tt.realism)
+				for _, f := range tt.faults {
+					tn.AddFault(f)
+				}
 			}})
 			var p provisionResponse
 			if got := a.call(http.MethodPost, "/api/provision", "", &p); got != http.StatusCreated {
@@ -131,6 +158,11 @@ func TestFreshProvisionUnderAzureReplication(t *testing.T) {
 				}
 			}
 			checkExact(t, a.tenant, 1, 1)
+			for _, m := range tt.met {
+				if n := a.tenant.Stats().Op(m.op).Statuses[m.status]; n == 0 {
+					t.Errorf("%s never answered %d: the test proves nothing (%+v)", m.op, m.status, a.tenant.Stats().Op(m.op))
+				}
+			}
 		})
 	}
 }

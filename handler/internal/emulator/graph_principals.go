@@ -290,7 +290,8 @@ func (t *Tenant) assignAppRole(req *request, key entityKey) answer {
 		return badRequest(req, codeBadRequest, "The resourceId of the assignment must be the service principal it is posted to.")
 	}
 	principal := t.findSP(entityKey{prop: "id", value: principalID}, false)
-	if principal == nil {
+	// A write is checked on a replica too: a lagging one may not know the fresh principal yet.
+	if principal == nil || (t.graphRealism.cfg.AssignmentReferenceErrors && !t.readReplica().shows(principal.ID)) {
 		if ans := t.referenceError(req, principalID); ans != nil {
 			return *ans
 		}

@@ -35,7 +35,8 @@ type GraphRealism struct {
 	// Directory.ReadWrite.All, as the default identity's); an application id that exists nowhere keeps
 	// the 400. Sources: hamilton odata ErrorServicePrincipalAppInOtherTenant, azure-cli role/custom.py.
 	SPCreateForbidden bool
-	// AssignmentReferenceErrors: an app role assignment whose principal (or resource) has not replicated
+	// AssignmentReferenceErrors: an app role assignment whose principal (or resource) has not replicated,
+	// or (with LagWindow) whose principal the lagging replica serving the write's check does not show yet,
 	// answers, alternately, 400 Request_BadRequest "Not a valid reference update." and a plain 404
 	// Request_ResourceNotFound "Resource '<id>' does not exist." (which does NOT contain "does not exist
 	// or one of its queried reference-property objects are not present"), instead of today's answer.
