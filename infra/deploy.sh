@@ -19,7 +19,8 @@ Usage: infra/deploy.sh <command>
               storage role propagates (BlobUploadFailedException, 403) for up to PUBLISH_TIMEOUT seconds;
               refuses while the Graph permissions are missing (SKIP_GRANT_CHECK=1 to publish anyway)
   provision   call POST /api/provision until it answers, reading the function key inside the retry loop
-              (same script as infra/provision.json), and print SCEPman's settings and any admin consent link
+              (same script as infra/provision.json), and print SCEPman's settings and any admin consent link;
+              with instances in PARAMS, each instance in turn (?instance=NAME), failing at the end if one did
   status      call GET /api/status and print the findings
 
 Environment:
@@ -204,23 +205,47 @@ publish() {
   echo "published (attempt $attempt). Next: RESOURCE_GROUP=$RESOURCE_GROUP infra/deploy.sh provision"
 }
 
+# instance_names prints the names of the instances of PARAMS (APPREG_INSTANCES), one a line; none without.
+instance_names() {
+  jq -r '.parameters.instances.value // [] | .[].name // empty' "$PARAMS"
+}
+
 provision() {
   preflight
   private_tmp
-  local out="$tmp/outputs.json" app_id host
+  local app_id host names name failed=()
   app_id="$(output functionAppResourceId)" || die "no deployment $DEPLOYMENT_NAME in $RESOURCE_GROUP: run infra/deploy.sh infra first"
   host="$(output functionAppHostName)"
-  FUNCTION_HOST="$host" FUNCTION_APP_ID="$app_id" AZ_SCRIPTS_OUTPUT_PATH="$out" \
-    RETRY_SECONDS="$RETRY_SECONDS" RETRY_INTERVAL="$RETRY_INTERVAL" bash "$here/provision-script.sh"
-  echo "outputs for SCEPman's app settings:"
+  names="$(instance_names)"
+  if [ -z "$names" ]; then
+    provision_one "$app_id" "$host" ""
+    return
+  fi
+  # Several instances: each in turn, so that one that fails (a customer tenant that has not consented yet)
+  # does not hide the others' settings; the step fails at the end if any did.
+  while IFS= read -r name; do
+    echo "instance $name:"
+    provision_one "$app_id" "$host" "$name" || failed+=("$name")
+  done <<<"$names"
+  if [ "${#failed[@]}" -gt 0 ]; then
+    die "provision failed for instance(s) ${failed[*]} (the others are provisioned): see each message above; a consent link is opened by an administrator of that tenant, then run infra/deploy.sh provision again"
+  fi
+}
+
+# provision_one calls provision (for one instance when $3 is set) and prints SCEPman's settings.
+provision_one() {
+  local out="$tmp/outputs-${3:-default}.json"
+  FUNCTION_HOST="$2" FUNCTION_APP_ID="$1" AZ_SCRIPTS_OUTPUT_PATH="$out" INSTANCE="$3" \
+    RETRY_SECONDS="$RETRY_SECONDS" RETRY_INTERVAL="$RETRY_INTERVAL" bash "$here/provision-script.sh" || return 1
+  echo "outputs for SCEPman's app settings${3:+ (instance $3)}:"
   jq -r '"  AppConfig:AuthConfig:ApplicationId = \(.appId)",
          "  AppConfig:AuthConfig:TenantId      = \(.tenantId)",
          "  AppConfig:AuthConfig:ApplicationKey = @Microsoft.KeyVault(SecretUri=\(.secretUri))"' "$out"
   local consent
   consent="$(jq -r '.adminConsentUrl // ""' "$out")"
   if [ -n "$consent" ]; then
-    echo "next: an administrator (Privileged Role Administrator, Cloud Application Administrator or Global"
-    echo "Administrator) opens, once: $consent"
+    echo "next: an administrator (Privileged Role Administrator or Global Administrator: the permissions include"
+    echo "Microsoft Graph application permissions) opens, once: $consent"
     echo "then: RESOURCE_GROUP=$RESOURCE_GROUP infra/deploy.sh status   # compliant once consented"
   fi
 }

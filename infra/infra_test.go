@@ -50,6 +50,13 @@ var contractSettings = map[string]string{
 	"APPREG_ARM_ENDPOINT":             "",
 }
 
+// multiInstanceSettings are the contract settings that main.json writes only when their parameter is not
+// empty (unset is their default: one instance, no other tenant), by setting and parameter.
+var multiInstanceSettings = map[string]string{
+	"APPREG_INSTANCES":        "instances",
+	"APPREG_FEDERATED_APP_ID": "federatedAppId",
+}
+
 // templateDefaults are the contract settings whose default in main.json differs from the handler's on
 // purpose, with the reason (infra/README.md): the template deploys the least privilege a review accepts.
 var templateDefaults = map[string]string{
@@ -166,7 +173,7 @@ func refs(re *regexp.Regexp, strs []string) map[string]bool {
 }
 
 func TestTemplatesParse(t *testing.T) {
-	for _, f := range append(templates, "main.parameters.example.json") {
+	for _, f := range append(slices.Clone(templates), parameterExamples...) {
 		t.Run(f, func(t *testing.T) {
 			v := loadJSON(t, f)
 			schema, _ := v["$schema"].(string)
@@ -218,9 +225,18 @@ func TestParametersAndVariablesDeclaredAndUsed(t *testing.T) {
 	}
 }
 
+// parameterExamples are the parameters files to copy: one instance, and an MSP's several instances.
+var parameterExamples = []string{"main.parameters.example.json", "main.parameters.msp.example.json"}
+
 func TestParametersExample(t *testing.T) {
+	for _, f := range parameterExamples {
+		t.Run(f, func(t *testing.T) { checkParametersExample(t, f) })
+	}
+}
+
+func checkParametersExample(t *testing.T, file string) {
 	main := loadJSON(t, "main.json")["parameters"].(object)
-	example := loadJSON(t, "main.parameters.example.json")["parameters"].(object)
+	example := loadJSON(t, file)["parameters"].(object)
 	for _, name := range slices.Sorted(maps.Keys(main)) {
 		if _, hasDefault := main[name].(object)["defaultValue"]; !hasDefault {
 			if _, ok := example[name]; !ok {
@@ -325,10 +341,18 @@ func TestAppSettings(t *testing.T) {
 	want := maps.Clone(contractSettings)
 	sample := loadJSON(t, "../local.settings.json.sample")["Values"].(object)
 	for k := range sample {
-		if strings.HasPrefix(k, "APPREG_") {
+		if _, conditional := multiInstanceSettings[k]; strings.HasPrefix(k, "APPREG_") && !conditional {
 			if _, ok := want[k]; !ok {
 				want[k] = ""
 			}
+		}
+	}
+	for name := range multiInstanceSettings {
+		if _, ok := sample[name]; !ok {
+			t.Errorf("local.settings.json.sample does not list %s", name)
+		}
+		if _, ok := settings[name]; ok {
+			t.Errorf("%s is always written: it must be absent unless its parameter is set (TestMultiInstanceSettings)", name)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
@@ -830,6 +854,10 @@ func TestReadmeGuides(t *testing.T) {
 		"ServiceUnavailable", "24 hours", "enableRbacAuthorization", "keyVaultNameSalt", "recoverKeyVault",
 		"AppRoleAssignment.ReadWrite.All", "--mode admin", "--mode grant", "adminConsentUrl", "AZURE_CLIENT_ID",
 		"Website Contributor", "2048",
+		// Split tenancy and many instances.
+		"APPREG_INSTANCES", "APPREG_FEDERATED_APP_ID", "instanceKeyVaultIds", "federated-app.sh", "AzureADMultipleOrgs",
+		"api://AzureADTokenExchange", "/adminconsent?client_id=<APPREG_FEDERATED_APP_ID>", "AADSTS700016",
+		"at most 20", "Revoking or narrowing a consent", "az ad sp delete", "Privileged Role Administrator or Global Administrator",
 	} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("README.md does not mention %q", want)
@@ -837,5 +865,200 @@ func TestReadmeGuides(t *testing.T) {
 	}
 	if !regexp.MustCompile("(?s)```kusto.*traces.*```").MatchString(readme) {
 		t.Errorf("README.md has no Application Insights (kusto) query")
+	}
+}
+
+// TestMultiInstanceSettings: instances (an array) becomes APPREG_INSTANCES as JSON and federatedAppId becomes
+// APPREG_FEDERATED_APP_ID, each only when not empty, so that a deployment without them behaves as before.
+func TestMultiInstanceSettings(t *testing.T) {
+	tmpl := loadJSON(t, "main.json")
+	params := tmpl["parameters"].(object)
+	for _, tc := range []struct {
+		param, typ string
+		def        any
+		mentions   string
+	}{
+		{"instances", "array", []any{}, "APPREG_INSTANCES"},
+		{"federatedAppId", "string", "", "APPREG_FEDERATED_APP_ID"},
+		{"instanceKeyVaultIds", "array", []any{}, "Key Vault Secrets Officer"},
+	} {
+		p, ok := params[tc.param].(object)
+		if !ok {
+			t.Errorf("main.json has no parameter %s", tc.param)
+			continue
+		}
+		if p["type"] != tc.typ || fmt.Sprint(p["defaultValue"]) != fmt.Sprint(tc.def) {
+			t.Errorf("parameter %s: type %v default %#v, want %s default %#v", tc.param, p["type"], p["defaultValue"], tc.typ, tc.def)
+		}
+		if desc := fmt.Sprint(p["metadata"]); !strings.Contains(desc, tc.mentions) {
+			t.Errorf("parameter %s: the description does not mention %s: %s", tc.param, tc.mentions, desc)
+		}
+	}
+	for _, key := range []string{"name", "tenantId", "displayName", "uniqueName", "permissionLevel", "keyVaultUrl", "secretName", "consent", "refreshSiteIds"} {
+		if desc := fmt.Sprint(params["instances"].(object)["metadata"]); !strings.Contains(desc, key) {
+			t.Errorf("the instances parameter does not document the key %s", key)
+		}
+	}
+
+	vars := tmpl["variables"].(object)
+	got, _ := vars["multiInstanceSettings"].(string)
+	for setting, want := range map[string]string{
+		"APPREG_INSTANCES":        "if(empty(parameters('instances')), createArray(), createArray(createObject('name', 'APPREG_INSTANCES', 'value', string(parameters('instances')))))",
+		"APPREG_FEDERATED_APP_ID": "if(empty(parameters('federatedAppId')), createArray(), createArray(createObject('name', 'APPREG_FEDERATED_APP_ID', 'value', parameters('federatedAppId'))))",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s is not written exactly when its parameter is not empty: multiInstanceSettings = %s, want it to contain %s", setting, got, want)
+		}
+	}
+	if !strings.HasPrefix(got, "[concat(") {
+		t.Errorf("multiInstanceSettings = %s, want a concat of the two conditional settings", got)
+	}
+	site := fmt.Sprint(siteResource(t, tmpl)["properties"].(object)["siteConfig"].(object)["appSettings"])
+	if !strings.Contains(site, "variables('appSettings'), variables('multiInstanceSettings')") {
+		t.Errorf("the site's appSettings do not include variables('multiInstanceSettings'): %s", site)
+	}
+	if out := fmt.Sprint(tmpl["outputs"].(object)["federatedCredentialIssuer"]); !strings.Contains(out, "variables('authorityHost'), subscription().tenantId") ||
+		!strings.Contains(out, "/v2.0") {
+		t.Errorf("federatedCredentialIssuer output = %s, want {authority}/{the identity's tenant}/v2.0", out)
+	}
+}
+
+// TestInstanceVaultAccess: each vault of instanceKeyVaultIds gets the same access as the default vault, by
+// the vault's own permission model, in the vault's subscription and resource group.
+func TestInstanceVaultAccess(t *testing.T) {
+	var kv scope
+	for _, s := range allScopes(t) {
+		if s.parent != nil && strings.Contains(fmt.Sprint(s.parent["name"]), "appreg-instance-kv") {
+			kv = s
+		}
+	}
+	if kv.parent == nil {
+		t.Fatal("main.json has no appreg-instance-kv nested deployment")
+	}
+	id := "parameters('instanceKeyVaultIds')[copyIndex()]"
+	for field, want := range map[string]string{
+		"subscriptionId": "[split(" + id + ", '/')[2]]",
+		"resourceGroup":  "[split(" + id + ", '/')[4]]",
+	} {
+		if got := fmt.Sprint(kv.parent[field]); got != want {
+			t.Errorf("%s = %s, want %s", field, got, want)
+		}
+	}
+	if got := fmt.Sprint(kv.parent["copy"].(object)["count"]); got != "[length(parameters('instanceKeyVaultIds'))]" {
+		t.Errorf("copy count = %s, want one per instanceKeyVaultIds", got)
+	}
+	passed := kv.parent["properties"].(object)["parameters"].(object)
+	if got := fmt.Sprint(passed["vaultName"].(object)["value"]); got != "[split("+id+", '/')[8]]" {
+		t.Errorf("vaultName = %s", got)
+	}
+	rbac := fmt.Sprint(passed["rbac"].(object)["value"])
+	if !strings.Contains(rbac, "reference("+id+", '2023-07-01').enableRbacAuthorization") || !strings.Contains(rbac, "contains(reference("+id+", '2023-07-01'), 'enableRbacAuthorization')") {
+		t.Errorf("rbac = %s, want the vault's properties.enableRbacAuthorization (false when absent)", rbac)
+	}
+	conds := map[string]string{}
+	for _, r := range asSlice(kv.template["resources"]) {
+		r := r.(object)
+		conds[fmt.Sprint(r["type"], " ", r["scope"])] = fmt.Sprint(r["condition"])
+	}
+	want := map[string]string{
+		"Microsoft.Authorization/roleAssignments [format('Microsoft.KeyVault/vaults/{0}', parameters('vaultName'))]": "[parameters('rbac')]",
+		"Microsoft.KeyVault/vaults/accessPolicies <nil>":                                                             "[not(parameters('rbac'))]",
+	}
+	if fmt.Sprint(conds) != fmt.Sprint(want) {
+		t.Errorf("resources by condition = %v, want %v", conds, want)
+	}
+}
+
+// instanceRE is the contract's rule for an instance name; guidText a tenant id.
+var (
+	instanceRE = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+	guidText   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
+
+// TestMSPExample: the MSP parameters example is valid by the contract's rules for APPREG_INSTANCES, and every
+// vault its instances name, other than the default one, is in instanceKeyVaultIds.
+func TestMSPExample(t *testing.T) {
+	params := loadJSON(t, "main.parameters.msp.example.json")["parameters"].(object)
+	value := func(name string) any { return params[name].(object)["value"] }
+	keys := map[string]bool{"name": true, "tenantId": true, "displayName": true, "uniqueName": true, "permissionLevel": true,
+		"keyVaultUrl": true, "secretName": true, "consent": true, "refreshSiteIds": true}
+	defaultVault := fmt.Sprintf("https://%s.vault.azure.net/", value("existingKeyVaultName"))
+	granted := map[string]bool{}
+	for _, id := range asSlice(value("instanceKeyVaultIds")) {
+		parts := strings.Split(id.(string), "/")
+		if len(parts) != 9 || parts[6] != "Microsoft.KeyVault" || parts[7] != "vaults" {
+			t.Errorf("instanceKeyVaultIds: %s is not a vault's resource id", id)
+			continue
+		}
+		granted[parts[8]] = true
+	}
+	names, apps, secrets := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	others := 0
+	for i, e := range asSlice(value("instances")) {
+		in := e.(object)
+		for k := range in {
+			if !keys[k] {
+				t.Errorf("instance %d: key %q is not one of the contract's (the handler refuses unknown keys)", i, k)
+			}
+		}
+		name, _ := in["name"].(string)
+		if !instanceRE.MatchString(name) || names[name] {
+			t.Errorf("instance %d: name %q is not a unique name of a-z, 0-9, '-'", i, name)
+		}
+		names[name] = true
+		tenant, _ := in["tenantId"].(string)
+		if tenant != "" {
+			if !guidText.MatchString(tenant) {
+				t.Errorf("instance %s: tenantId %q is not a GUID", name, tenant)
+			}
+			others++
+		}
+		if c, ok := in["consent"]; ok && c != "admin" && c != "grant" {
+			t.Errorf("instance %s: consent %v", name, c)
+		}
+		unique, _ := in["uniqueName"].(string)
+		if unique == "" {
+			unique = "scepman"
+		}
+		if apps[tenant+"/"+unique] {
+			t.Errorf("instance %s: another instance has uniqueName %s in the same tenant", name, unique)
+		}
+		apps[tenant+"/"+unique] = true
+		vault, _ := in["keyVaultUrl"].(string)
+		if vault == "" {
+			vault = defaultVault
+		}
+		secret, _ := in["secretName"].(string)
+		if secrets[vault+secret] {
+			t.Errorf("instance %s: another instance stores its secret in %s under the same name", name, vault)
+		}
+		secrets[vault+secret] = true
+		if vault != defaultVault {
+			host := strings.TrimSuffix(strings.TrimPrefix(vault, "https://"), ".vault.azure.net/")
+			if !granted[host] {
+				t.Errorf("instance %s: vault %s is not in instanceKeyVaultIds, so the identity could not use it", name, host)
+			}
+		}
+	}
+	if others == 0 || !guidText.MatchString(fmt.Sprint(value("federatedAppId"))) {
+		t.Errorf("the MSP example should show an instance in another tenant with federatedAppId (got %d, %v)", others, value("federatedAppId"))
+	}
+}
+
+// TestReadmeForMSPs: the project README has the MSP section and the two settings of the contract.
+func TestReadmeForMSPs(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	must(t, err)
+	readme := string(b)
+	for _, want := range []string{
+		"## For MSPs: split tenancy and many instances", "| `APPREG_INSTANCES` | unset |", "| `APPREG_FEDERATED_APP_ID` | unset |",
+		"infra/federated-app.sh", "/adminconsent?client_id=<APPREG_FEDERATED_APP_ID>", "20 federated credentials",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not contain %q", want)
+		}
+	}
+	if deploy, msp := strings.Index(readme, "## Deploy"), strings.Index(readme, "## For MSPs"); deploy < 0 || msp < deploy {
+		t.Errorf("the MSP section does not follow the Deploy section")
 	}
 }

@@ -15,7 +15,8 @@
 # loop, since listKeys answers "Encountered an error (ServiceUnavailable) from host runtime" until the host has
 # started) or FUNCTION_KEY (a function key read beforehand); the key is never printed. AZ_SCRIPTS_OUTPUT_PATH
 # (where to write the outputs), RETRY_SECONDS (how long to wait for the function and its key; default 600),
-# RETRY_INTERVAL (seconds between attempts; default 15).
+# RETRY_INTERVAL (seconds between attempts; default 15), INSTANCE (optional: one instance of APPREG_INSTANCES,
+# called as POST /api/provision?instance=NAME; infra/deploy.sh provision calls each in turn).
 set -euo pipefail
 
 : "${FUNCTION_HOST:?FUNCTION_HOST must name the function app host}"
@@ -51,6 +52,10 @@ read_key() {
 }
 
 url="https://${FUNCTION_HOST}/api/provision"
+if [ -n "${INSTANCE:-}" ]; then
+  [[ "$INSTANCE" =~ ^[a-z0-9-]{1,40}$ ]] || { echo "error: INSTANCE $INSTANCE is not an instance name" >&2; exit 1; }
+  url="${url}?instance=${INSTANCE}"
+fi
 deadline=$(( $(date +%s) + retry_seconds ))
 attempt=0
 
@@ -78,10 +83,21 @@ while :; do
       if jq -e '.error.code' "$work/body" >/dev/null 2>&1; then
         echo "provision failed: HTTP 502 from the function:" >&2
         jq -c '.error' "$work/body" >&2
-        if grep -qiE 'permission|Authorization_RequestDenied|Forbidden' "$work/body"; then
+        if grep -q 'adminconsent?client_id=' "$work/body"; then
+          echo "hint: an administrator of that tenant opens the link in the message once; then provision again." >&2
+        elif grep -qiE 'permission|Authorization_RequestDenied|Forbidden' "$work/body"; then
           echo "hint: Graph permissions granted after the identity's first token take effect only when it is renewed," >&2
           echo "  up to 24 hours later (infra/README.md, \"When a step fails\")." >&2
         fi
+        exit 1
+      fi
+      ;;
+    500)
+      # Our own InvalidConfiguration names a setting to fix (e.g. APPREG_FEDERATED_APP_ID for an instance in
+      # another tenant): waiting will not help. Any other 500 may come from a host that is starting.
+      if [ "$(jq -r '.error.code // empty' "$work/body" 2>/dev/null)" = InvalidConfiguration ]; then
+        echo "provision failed: HTTP 500 from the function, a setting to fix:" >&2
+        jq -c '.error' "$work/body" >&2
         exit 1
       fi
       ;;

@@ -18,7 +18,7 @@ import (
 	"testing"
 )
 
-var scripts = []string{"deploy.sh", "grant-graph-permissions.sh", "provision-script.sh"}
+var scripts = []string{"deploy.sh", "grant-graph-permissions.sh", "provision-script.sh", "federated-app.sh"}
 
 func TestShellcheck(t *testing.T) {
 	sc, err := exec.LookPath("shellcheck")
@@ -92,6 +92,11 @@ func TestProvisionScript(t *testing.T) {
 		{name: "the function's own 502 is final", retry: "600", wantCode: 1, wantCall: 1,
 			answers: []answer{{502, `{"error":{"code":"Authorization_RequestDenied","message":"the managed identity lacks Application.ReadWrite.OwnedBy"}}`}},
 			wantErr: "Application.ReadWrite.OwnedBy"},
+		{name: "an invalid setting is final", retry: "600", wantCode: 1, wantCall: 1,
+			answers: []answer{{500, `{"error":{"code":"InvalidConfiguration","message":"APPREG_FEDERATED_APP_ID: required once an instance names another tenant"}}`}},
+			wantErr: "APPREG_FEDERATED_APP_ID"},
+		{name: "a 500 without the function's envelope is retried", retry: "600", wantCall: 2,
+			answers: []answer{{500, "<html>starting</html>"}, {200, provisionBody}}},
 		{name: "bad request is final", retry: "600", wantCode: 1, wantCall: 1,
 			answers: []answer{{400, `{"error":{"code":"BadRequest","message":"body must be empty or {}"}}`}}, wantErr: "HTTP 400"},
 		{name: "gives up at the deadline", retry: "0", wantCode: 1, wantCall: 1,
@@ -177,6 +182,12 @@ func must(t *testing.T, err error) {
 //
 // forbid-grant makes every Graph POST answer 403 Authorization_RequestDenied (not a privileged admin);
 // create-err holds the error of az deployment group create, create.json its outputs.
+//
+// For federated-app.sh: tenant holds the signed-in tenant (az account show --query tenantId), mi-sp.json the
+// managed identity's service principal (absent: not in this tenant), apps.json the applications (az ad app
+// list, show, create, update) and fics.json the federated credentials of the one application under test;
+// forbid-app makes creating or changing an application answer Insufficient privileges; fic-fail holding N
+// makes the next N credential creations answer that the application does not exist (replication).
 const fakeAz = `#!/bin/bash
 set -euo pipefail
 echo "$*" >> "$FAKE_AZ/calls"
@@ -188,8 +199,71 @@ fail() {
   [ "$n" -gt 0 ] || return 1
   echo $(( n - 1 )) > "$f"
 }
+# flag NAME ARGS...: prints the value of option NAME among ARGS; false when absent.
+flag() {
+  local name="$1"; shift
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "$name" ]; then printf '%s' "${2:-}"; return 0; fi
+    shift
+  done
+  return 1
+}
+apps="$FAKE_AZ/apps.json" fics="$FAKE_AZ/fics.json"
+forbidden() {
+  if [ -e "$FAKE_AZ/forbid-app" ]; then
+    echo 'ERROR: Insufficient privileges to complete the operation.' >&2
+    exit 1
+  fi
+}
+ad_app() {
+  [ -e "$apps" ] || echo '[]' > "$apps"
+  [ -e "$fics" ] || echo '[]' > "$fics"
+  local id f name a r u
+  id="$(flag --id "$@" || true)"
+  case "$1 ${2:-}" in
+    "list "*)
+      f="$(flag --filter "$@")"; name="$(sed -E "s/^displayName eq '(.*)'$/\\1/; s/''/'/g" <<<"$f")"
+      jq --arg n "$name" '[.[] | select(.displayName == $n)]' "$apps" ;;
+    "show "*)
+      jq -e --arg id "$id" '.[] | select(.appId == $id or .id == $id)' "$apps" \
+        || { echo "ERROR: Resource '$id' does not exist or one of its queried reference-property objects are not present." >&2; exit 3; } ;;
+    "create "*)
+      forbidden
+      jq --arg n "$(flag --display-name "$@")" --arg a "$(flag --sign-in-audience "$@")" \
+        --argjson r "$(flag --required-resource-accesses "$@")" --arg u "$(flag --web-redirect-uris "$@" || true)" \
+        '. + [{id: "fed-obj-\(length)", appId: "fed-app-\(length)", displayName: $n, signInAudience: $a,
+          requiredResourceAccess: $r, web: {redirectUris: (if $u == "" then [] else [$u] end)}}]' "$apps" > "$apps.tmp"
+      mv "$apps.tmp" "$apps"
+      jq '.[-1]' "$apps" ;;
+    "update "*)
+      forbidden
+      a="$(flag --sign-in-audience "$@" || true)"; r="$(flag --required-resource-accesses "$@" || echo null)"
+      u="$(flag --web-redirect-uris "$@" || true)"
+      jq --arg id "$id" --arg a "$a" --argjson r "$r" --arg u "$u" 'map(if .appId == $id or .id == $id then
+          (if $a != "" then .signInAudience = $a else . end) | (if $r != null then .requiredResourceAccess = $r else . end)
+          | (if $u != "" then .web.redirectUris = [$u] else . end) else . end)' "$apps" > "$apps.tmp"
+      mv "$apps.tmp" "$apps" ;;
+    "federated-credential list") cat "$fics" ;;
+    "federated-credential create")
+      forbidden
+      if fail fic; then
+        echo "ERROR: Resource '$id' does not exist or one of its queried reference-property objects are not present." >&2
+        exit 3
+      fi
+      jq --argjson p "$(flag --parameters "$@")" '. + [$p + {id: "fic-\(length)"}]' "$fics" > "$fics.tmp"
+      mv "$fics.tmp" "$fics" ;;
+    *) echo "fake az: unexpected call: ad app $*" >&2; exit 2 ;;
+  esac
+}
 case "$1 $2" in
-  "account show") [ -e "$FAKE_AZ/signed-in" ] || { echo "Please run 'az login' to setup account." >&2; exit 1; }; echo '{"name":"sub"}'; exit 0 ;;
+  "account show")
+    [ -e "$FAKE_AZ/signed-in" ] || { echo "Please run 'az login' to setup account." >&2; exit 1; }
+    if [[ "$*" == *"--query tenantId"* ]]; then cat "$FAKE_AZ/tenant"; else echo '{"name":"sub"}'; fi
+    exit 0 ;;
+  "ad sp")
+    [ -e "$FAKE_AZ/mi-sp.json" ] || { echo "ERROR: Resource '$(flag --id "$@")' does not exist or one of its queried reference-property objects are not present." >&2; exit 3; }
+    cat "$FAKE_AZ/mi-sp.json"; exit 0 ;;
+  "ad app") ad_app "${@:3}"; exit 0 ;;
   "functionapp identity") cat "$FAKE_AZ/identity.json"; exit 0 ;;
   "group show") exit 0 ;;
   "keyvault list-deleted") cat "$FAKE_AZ/deleted.json" 2>/dev/null || echo '[]'; exit 0 ;;
@@ -698,5 +772,292 @@ func TestDeployInfra(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+const (
+	homeTenant  = "11111111-1111-1111-1111-111111111111"
+	fabrikam    = "6f1c2b3a-0000-4000-8000-00000000fab1"
+	northwind   = "9d8e7f6a-0000-4000-8000-0000000000b2"
+	fedAppName  = "SCEPman app registration function (federated)"
+	graphAppID  = "00000003-0000-0000-c000-000000000000"
+	exchangeAud = "api://AzureADTokenExchange"
+)
+
+// rra is the requiredResourceAccess federated-app.sh asks for: Microsoft Graph application permissions,
+// their ids sorted.
+func rra(roles ...string) string {
+	slices.Sort(roles)
+	var access []string
+	for _, r := range roles {
+		access = append(access, `{"id":"`+r+`","type":"Role"}`)
+	}
+	return `[{"resourceAppId":"` + graphAppID + `","resourceAccess":[` + strings.Join(access, ",") + `]}]`
+}
+
+// ficJSON is a federated identity credential as Graph lists it.
+func ficJSON(name, issuer, subject string) string {
+	return fmt.Sprintf(`{"id":"id-%s","name":%q,"issuer":%q,"subject":%q,"audiences":[%q]}`, name, name, issuer, subject, exchangeAud)
+}
+
+func TestFederatedApp(t *testing.T) {
+	needTools(t, "bash", "jq")
+	issuer := "https://login.microsoftonline.com/" + homeTenant + "/v2.0"
+	byObject := []string{"--object-id", miObjectID}
+	mspParams := `{"parameters":{"consentMode":{"value":"admin"},"instances":{"value":[
+		{"name":"contoso"},
+		{"name":"fabrikam","tenantId":"` + fabrikam + `","consent":"grant"},
+		{"name":"northwind","tenantId":"` + strings.ToUpper(northwind) + `"},
+		{"name":"home-again","tenantId":"` + homeTenant + `","uniqueName":"scepman2"}]}}}`
+	existing := func(audience, roles string) string {
+		return `[{"id":"obj-1","appId":"app-1","displayName":"` + fedAppName + `","signInAudience":"` + audience + `","requiredResourceAccess":` + roles + `,"web":{"redirectUris":[]}}]`
+	}
+	twenty := make([]string, 20)
+	for i := range twenty {
+		twenty[i] = ficJSON(fmt.Sprintf("other-%d", i), issuer, fmt.Sprintf("44444444-4444-4444-4444-%012d", i))
+	}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		params     string // written to a parameters file, passed with --params
+		noIdentity bool   // the identity is not in the signed-in tenant
+		forbid     bool   // the signed-in account may not create applications
+		apps, fics string // the tenant's applications and the federated credentials of app-1
+		runs       int    // how many times to run (default 1)
+		ficFail    int    // adding the credential answers "does not exist" this many times first
+		ficRetry   string // FIC_RETRY_SECONDS
+		wantCode   int
+		wantCalls  []string // exact az calls (after "ad app ", in order) among the ad app calls
+		wantOut    []string
+		notOut     []string
+		wantApp    string // requiredResourceAccess of the application afterwards
+		wantFICs   int
+		wantRedir  string
+	}{
+		{name: "creates the application and its credential, admin mode", args: append(slices.Clone(byObject), "--tenant", fabrikam),
+			wantCalls: []string{
+				"list --filter displayName eq '" + fedAppName + "' --output json --only-show-errors",
+				"create --display-name " + fedAppName + " --sign-in-audience AzureADMultipleOrgs --required-resource-accesses " + rra(ownedBy, readAll) + " --output json --only-show-errors",
+				`federated-credential create --id fed-app-0 --parameters {"name":"appreg-` + miObjectID + `","issuer":"` + issuer + `","subject":"` + miObjectID +
+					`","description":"SCEPman app registration function: its managed identity reaches customer tenants without a secret","audiences":["` + exchangeAud + `"]} --output none --only-show-errors`,
+			},
+			wantOut: []string{"APPREG_FEDERATED_APP_ID=fed-app-0", "\"federatedAppId\": {\"value\": \"fed-app-0\"}",
+				fabrikam + ": https://login.microsoftonline.com/" + fabrikam + "/adminconsent?client_id=fed-app-0",
+				"Privileged Role Administrator or Global Administrator", "federated credentials: 1 of at most 20"},
+			notOut:  []string{"AppRoleAssignment.ReadWrite.All"},
+			wantApp: rra(ownedBy, readAll), wantFICs: 1},
+		{name: "a second run changes nothing", args: byObject, runs: 2, wantApp: rra(ownedBy, readAll), wantFICs: 1,
+			wantOut: []string{"as wanted", "present: federated credential appreg-" + miObjectID, "<customer tenant id>/adminconsent?client_id=fed-app-0"}},
+		{name: "from the deployment and the parameters: grant mode, the other tenants, the redirect", args: []string{"--resource-group", "rg"}, params: mspParams,
+			wantApp: rra(ownedBy, readAll, assignRW), wantFICs: 1, wantRedir: "https://func-appreg.azurewebsites.net/",
+			wantOut: []string{"mode grant: instance fabrikam (tenant " + fabrikam + ") has consent grant",
+				fabrikam + ": https://login.microsoftonline.com/" + fabrikam + "/adminconsent?client_id=fed-app-0",
+				strings.ToUpper(northwind) + ": https://login.microsoftonline.com/" + strings.ToUpper(northwind) + "/adminconsent",
+				"Application.ReadWrite.OwnedBy, Application.Read.All, AppRoleAssignment.ReadWrite.All"},
+			notOut: []string{homeTenant + ": https://login.microsoftonline.com/" + homeTenant + "/adminconsent"}},
+		{name: "--mode admin against an instance with consent grant warns", args: []string{"--resource-group", "rg", "--mode", "admin"}, params: mspParams,
+			wantApp: rra(ownedBy, readAll), wantFICs: 1, wantOut: []string{"instance fabrikam (tenant " + fabrikam + ") has consent grant, but --mode admin"}},
+		{name: "repairs an existing application and narrows it to admin mode", args: append(slices.Clone(byObject), "--app-id", "app-1"),
+			apps: existing("AzureADMyOrg", rra(ownedBy, readAll, assignRW)), fics: "[" + ficJSON("appreg-"+miObjectID, issuer, miObjectID) + "]",
+			wantCalls: []string{
+				"show --id app-1 --output json --only-show-errors",
+				"update --id app-1 --sign-in-audience AzureADMultipleOrgs --required-resource-accesses " + rra(ownedBy, readAll) + " --only-show-errors",
+				"federated-credential list --id app-1 --output json --only-show-errors",
+			},
+			wantApp: rra(ownedBy, readAll), wantFICs: 1,
+			wantOut: []string{"signInAudience AzureADMyOrg: to AzureADMultipleOrgs", "tenants that consented keep it", "Revoking or narrowing a consent",
+				"APPREG_FEDERATED_APP_ID=app-1"}},
+		{name: "adds the function's address as redirect URI, keeping the others", args: []string{"--resource-group", "rg"},
+			apps: `[{"id":"obj-1","appId":"app-1","displayName":"` + fedAppName + `","signInAudience":"AzureADMultipleOrgs","requiredResourceAccess":` +
+				rra(ownedBy, readAll) + `,"web":{"redirectUris":["https://other.example/"]}}]`,
+			wantCalls: []string{
+				"list --filter displayName eq '" + fedAppName + "' --output json --only-show-errors",
+				"update --id app-1 --web-redirect-uris https://other.example/ https://func-appreg.azurewebsites.net/ --only-show-errors",
+				"federated-credential list --id app-1 --output json --only-show-errors",
+				`federated-credential create --id app-1 --parameters {"name":"appreg-` + miObjectID + `","issuer":"` + issuer + `","subject":"` + miObjectID +
+					`","description":"SCEPman app registration function: its managed identity reaches customer tenants without a secret","audiences":["` + exchangeAud + `"]} --output none --only-show-errors`,
+			},
+			wantApp: rra(ownedBy, readAll), wantFICs: 1, wantOut: []string{"web redirect URI: https://func-appreg.azurewebsites.net/"}},
+		{name: "the application of the parameters file's federatedAppId", args: byObject,
+			params: `{"parameters":{"federatedAppId":{"value":"app-1"}}}`, apps: existing("AzureADMultipleOrgs", rra(ownedBy, readAll)),
+			wantApp: rra(ownedBy, readAll), wantFICs: 1, wantOut: []string{"created: federated credential", "APPREG_FEDERATED_APP_ID=app-1"}},
+		{name: "widening to grant mode asks consenting tenants to consent again", args: append(slices.Clone(byObject), "--mode", "grant"),
+			apps: existing("AzureADMultipleOrgs", rra(ownedBy, readAll)), wantApp: rra(ownedBy, readAll, assignRW), wantFICs: 1,
+			wantOut: []string{"must consent again"}},
+		{name: "names the other credentials that can sign in as the application", args: byObject,
+			apps: existing("AzureADMultipleOrgs", rra(ownedBy, readAll)), fics: "[" + ficJSON("github-deploy", "https://token.actions.githubusercontent.com", "repo:contoso/x:ref:refs/heads/main") + "]",
+			wantApp: rra(ownedBy, readAll), wantFICs: 2,
+			wantOut: []string{"can sign in as the application too", "github-deploy: issuer https://token.actions.githubusercontent.com", "federated credentials: 2 of at most 20"}},
+		{name: "stops at 20 federated credentials", args: byObject, apps: existing("AzureADMultipleOrgs", rra(ownedBy, readAll)),
+			fics: "[" + strings.Join(twenty, ",") + "]", wantCode: 6, wantApp: rra(ownedBy, readAll), wantFICs: 20,
+			wantOut: []string{"already has 20 federated credentials, the most Entra ID allows (20)", "az ad app federated-credential delete --id app-1"},
+			notOut:  []string{"APPREG_FEDERATED_APP_ID="}},
+		{name: "a credential of the same name for another identity is not overwritten", args: byObject, apps: existing("AzureADMultipleOrgs", rra(ownedBy, readAll)),
+			fics: "[" + ficJSON("appreg-"+miObjectID, issuer, "55555555-5555-5555-5555-555555555555") + "]", wantCode: 1, wantApp: rra(ownedBy, readAll), wantFICs: 1,
+			wantOut: []string{"exists with another issuer or subject"}},
+		{name: "retries the credential while the new application replicates", args: byObject, ficFail: 2, wantApp: rra(ownedBy, readAll), wantFICs: 1,
+			wantOut: []string{"the new application is not visible yet (replication)", "created: federated credential", "APPREG_FEDERATED_APP_ID=fed-app-0"}},
+		{name: "gives up on the credential after FIC_RETRY_SECONDS", args: byObject, ficFail: 100, ficRetry: "0", wantCode: 1, wantApp: rra(ownedBy, readAll),
+			wantOut: []string{"creating the federated credential failed", "does not exist"}, notOut: []string{"APPREG_FEDERATED_APP_ID="}},
+		{name: "dry run creates nothing", args: append(slices.Clone(byObject), "--dry-run"), wantFICs: 0,
+			wantOut: []string{"would create: application", "would create: federated credential appreg-" + miObjectID, "dry run: nothing changed"},
+			notOut:  []string{"APPREG_FEDERATED_APP_ID="}},
+		{name: "the account may not create applications: exit 4", args: byObject, forbid: true, wantCode: 4,
+			wantOut: []string{"Insufficient privileges", "Application Developer"}},
+		{name: "the identity is not in the signed-in tenant", args: byObject, noIdentity: true, wantCode: 1,
+			wantOut: []string{"no service principal " + miObjectID + " in tenant " + homeTenant, "az login --tenant"}},
+		{name: "several applications of that name", args: byObject, wantCode: 1, wantOut: []string{"give --app-id"},
+			apps: `[{"appId":"a","displayName":"` + fedAppName + `"},{"appId":"b","displayName":"` + fedAppName + `"}]`},
+		{name: "an upper-case object id is the lower-case subject", args: []string{"--object-id", strings.ToUpper(miObjectID)}, wantApp: rra(ownedBy, readAll), wantFICs: 1,
+			wantOut: []string{"subject " + miObjectID}},
+		{name: "no identity", args: []string{"--mode", "admin"}, wantCode: 2, wantOut: []string{"give --resource-group (the deployment) or --object-id"}},
+		{name: "unknown mode", args: append(slices.Clone(byObject), "--mode", "all"), wantCode: 2, wantOut: []string{"not all"}},
+		{name: "help says who consents and the limits", args: []string{"--help"},
+			wantOut: []string{"AzureADMultipleOrgs", "Privileged Role Administrator or Global", "at most 20", "api://AzureADTokenExchange", "adminconsent?client_id="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, env := deployFixture(t, nil, `{"parameters":{}}`)
+			must(t, os.WriteFile(filepath.Join(dir, "tenant"), []byte(homeTenant+"\n"), 0o644))
+			if !tc.noIdentity {
+				must(t, os.WriteFile(filepath.Join(dir, "mi-sp.json"), []byte(`{"id":"`+miObjectID+`","displayName":"id-func-appreg","servicePrincipalType":"ManagedIdentity"}`), 0o644))
+			}
+			if tc.forbid {
+				must(t, os.WriteFile(filepath.Join(dir, "forbid-app"), nil, 0o644))
+			}
+			for file, content := range map[string]string{"apps.json": tc.apps, "fics.json": tc.fics} {
+				if content != "" {
+					must(t, os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644))
+				}
+			}
+			countdown(t, dir, "fic", tc.ficFail)
+			env["FIC_RETRY_INTERVAL"] = "0"
+			if tc.ficRetry != "" {
+				env["FIC_RETRY_SECONDS"] = tc.ficRetry
+			}
+			args := tc.args
+			if tc.params != "" {
+				must(t, os.WriteFile(env["PARAMS"], []byte(tc.params), 0o644))
+				args = append(slices.Clone(args), "--params", env["PARAMS"])
+			}
+			var code int
+			var stdout, stderr string
+			for range max(tc.runs, 1) {
+				code, stdout, stderr = run(t, env, "federated-app.sh", args...)
+			}
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			for _, w := range tc.notOut {
+				if strings.Contains(stdout+stderr, w) {
+					t.Errorf("output contains %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+				}
+			}
+			if tc.wantCalls != nil {
+				var got []string
+				for _, c := range calls(t, dir, "ad app ") {
+					got = append(got, strings.TrimPrefix(c, "ad app "))
+				}
+				if !slices.Equal(got, tc.wantCalls) {
+					t.Errorf("az ad app calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.wantCalls, "\n  "))
+				}
+			}
+			if tc.runs > 1 {
+				if got := calls(t, dir, "ad app create"); len(got) != 1 {
+					t.Errorf("%d creates over %d runs, want 1", len(got), tc.runs)
+				}
+				if got := calls(t, dir, "ad app update"); len(got) != 0 {
+					t.Errorf("the second run updated the application: %v", got)
+				}
+			}
+			var apps []struct {
+				AppID, SignInAudience  string
+				RequiredResourceAccess json.RawMessage
+				Web                    struct{ RedirectURIs []string }
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "apps.json")); err == nil {
+				must(t, json.Unmarshal(b, &apps))
+			}
+			if tc.wantApp != "" {
+				if len(apps) != 1 {
+					t.Fatalf("%d applications afterwards, want 1", len(apps))
+				}
+				var got, want any
+				must(t, json.Unmarshal(apps[0].RequiredResourceAccess, &got))
+				must(t, json.Unmarshal([]byte(tc.wantApp), &want))
+				if fmt.Sprint(got) != fmt.Sprint(want) || apps[0].SignInAudience != "AzureADMultipleOrgs" {
+					t.Errorf("application afterwards: %s %s, want AzureADMultipleOrgs %s", apps[0].SignInAudience, apps[0].RequiredResourceAccess, tc.wantApp)
+				}
+				if tc.wantRedir != "" && !slices.Equal(apps[0].Web.RedirectURIs, []string{tc.wantRedir}) {
+					t.Errorf("redirect URIs %v, want %s", apps[0].Web.RedirectURIs, tc.wantRedir)
+				}
+			}
+			var fics []struct{ Name, Issuer, Subject string }
+			if b, err := os.ReadFile(filepath.Join(dir, "fics.json")); err == nil {
+				must(t, json.Unmarshal(b, &fics))
+			}
+			if len(fics) != tc.wantFICs {
+				t.Errorf("%d federated credentials afterwards, want %d", len(fics), tc.wantFICs)
+			}
+			for _, f := range fics {
+				if strings.HasPrefix(f.Name, "appreg-") && (f.Issuer != issuer || (f.Subject != miObjectID && tc.wantCode == 0)) {
+					t.Errorf("credential %+v, want issuer %s subject %s", f, issuer, miObjectID)
+				}
+			}
+		})
+	}
+}
+
+// TestDeployProvisionInstances: with instances in the parameters, provision calls each in turn; one that fails
+// (a customer tenant that has not consented) does not hide the others, and the step fails naming it.
+func TestDeployProvisionInstances(t *testing.T) {
+	needTools(t, "bash", "curl", "jq")
+	consent := "https://login.microsoftonline.com/" + fabrikam + "/adminconsent?client_id=fed-app-0"
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("instance") {
+		case "fabrikam":
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, `{"error":{"code":"UpstreamForbidden","message":"Entra ID token service answered 400 AADSTS700016: signing in to tenant `+fabrikam+
+				` as the federated application fed-app-0: AADSTS700016: Application not found (the federated application fed-app-0 has not been consented in tenant `+
+				fabrikam+`: an administrator of that tenant opens `+consent+` once)"}}`)
+		default:
+			io.WriteString(w, provisionBody)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	params := `{"parameters":{"instances":{"value":[{"name":"contoso"},{"name":"fabrikam","tenantId":"` + fabrikam + `"},{"name":"northwind","tenantId":"` + northwind + `"}]}}}`
+	_, env := deployFixture(t, srv, params)
+	code, stdout, stderr := run(t, env, "deploy.sh", "provision")
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	want := []string{"POST /api/provision?instance=contoso", "POST /api/provision?instance=fabrikam", "POST /api/provision?instance=northwind"}
+	if !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
+	for _, w := range []string{
+		"instance contoso:", "outputs for SCEPman's app settings (instance contoso):", "outputs for SCEPman's app settings (instance northwind):",
+		consent, "an administrator of that tenant opens the link in the message once",
+		"provision failed for instance(s) fabrikam (the others are provisioned)",
+	} {
+		if !strings.Contains(stdout+stderr, w) {
+			t.Errorf("output does not contain %q:\nstdout:\n%s\nstderr:\n%s", w, stdout, stderr)
+		}
+	}
+	if strings.Contains(stdout+stderr, "24 hours") {
+		t.Errorf("a missing consent is explained as the token cache:\n%s", stderr)
+	}
+	if strings.Contains(stdout+stderr, testKey) {
+		t.Errorf("the function key appears in the output")
 	}
 }
