@@ -189,27 +189,42 @@ func NewCredential(getenv func(string) string, hc *http.Client) (azcore.TokenCre
 	return cred, nil
 }
 
-// TenantIDFromToken reads the tid claim of a JWT access token. It does not verify the token: the token
-// came from our own credential over TLS and is only used to learn which tenant we are in.
-func TenantIDFromToken(token string) (string, error) {
+// TokenClaims are the claims of an access token this app reads: its tenant and the application
+// permissions it grants.
+type TokenClaims struct {
+	TID   string   `json:"tid"`
+	Roles []string `json:"roles"`
+}
+
+// ClaimsOf reads the claims of a JWT access token. It does not verify the token: the token came from our
+// own credential (or the token service) over TLS and is only read, for the tenant it is of and the
+// permissions it grants; it is not kept.
+func ClaimsOf(token string) (TokenClaims, error) {
+	var c TokenClaims
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return "", errors.New("access token is not a JWT")
+		return c, errors.New("access token is not a JWT")
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return "", errors.New("access token payload is not base64url")
+		return c, errors.New("access token payload is not base64url")
 	}
-	var claims struct {
-		TID string `json:"tid"`
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return c, errors.New("access token payload is not JSON")
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return "", errors.New("access token payload is not JSON")
+	return c, nil
+}
+
+// TenantIDFromToken reads the tid claim of a JWT access token (see ClaimsOf).
+func TenantIDFromToken(token string) (string, error) {
+	c, err := ClaimsOf(token)
+	if err != nil {
+		return "", err
 	}
-	if claims.TID == "" {
+	if c.TID == "" {
 		return "", errors.New("access token has no tid claim")
 	}
-	return claims.TID, nil
+	return c.TID, nil
 }
 
 // ClassifyFailure classifies an error that a client returned without a service's answer to the request

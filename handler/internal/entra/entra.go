@@ -12,7 +12,6 @@ package entra
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,24 +73,13 @@ func (c *Client) SignIn(ctx context.Context, tenantID, clientID string, secret a
 	return rolesOf(tok.Token), nil
 }
 
-// rolesOf reads the roles claim of a JWT without verifying it: it came from the token service over TLS
-// and is only read for the permissions it grants. The token is not kept.
+// rolesOf is the roles claim of a token, nil when it has none or is not a JWT.
 func rolesOf(token string) []string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	c, err := azure.ClaimsOf(token)
 	if err != nil {
 		return nil
 	}
-	var claims struct {
-		Roles []string `json:"roles"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return nil
-	}
-	return claims.Roles
+	return c.Roles
 }
 
 // tokenError is the token service's error JSON.

@@ -15,7 +15,6 @@ package graph
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,24 +267,13 @@ func (d *Directory) roles(ctx context.Context) ([]string, bool) {
 	return d.tokRoles, true
 }
 
-// rolesOf reads the roles claim of a JWT without verifying it (it came from our own credential over
-// TLS, and only explains an error); nil when it has none or is not a JWT.
+// rolesOf is the roles claim of a token, nil when it has none or is not a JWT.
 func rolesOf(token string) []string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	c, err := azure.ClaimsOf(token)
 	if err != nil {
 		return nil
 	}
-	var claims struct {
-		Roles []string `json:"roles"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return nil
-	}
-	return claims.Roles
+	return c.Roles
 }
 
 // quoteKey escapes a string for an OData key literal ('…').
