@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,23 +50,17 @@ type world struct {
 	getenv func(string) string
 }
 
-// newWorld starts an emulated tenant on an injected clock. Each world has its own managed identity:
-// MSAL's token cache is process-wide.
+// newWorld starts an emulated tenant on an injected clock (emulatortest.Start: each world has its own
+// managed identity, as MSAL's token cache is process-wide). The engines' settings are the tenant's
+// environment and settings, nothing of the process's.
 func newWorld(t *testing.T, opts emulator.Options, settings map[string]string) *world {
 	t.Helper()
 	w := &world{t: t, clock: newClock()}
 	opts.Now = w.clock.Now
-	tenant := emulatortest.Start(t, opts) // also points MSAL's identity variables at it (package azure)
-	w.tenant = tenant
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := tenant.WriteCA(ca); err != nil {
-		t.Fatal(err)
-	}
-	env := tenant.Env(ca)
-	env[config.EnvClientID] = tenant.IdentityClientID()
-	for k, v := range settings {
-		env[k] = v
-	}
+	w.tenant = emulatortest.Start(t, opts) // also points MSAL's identity variables at it (package azure)
+	env := emulatortest.Env(t, w.tenant)
+	env[config.EnvClientID] = w.tenant.IdentityClientID()
+	maps.Copy(env, settings)
 	w.getenv = func(k string) string { return env[k] }
 	return w
 }
@@ -94,61 +88,16 @@ func ctx(t *testing.T) context.Context {
 
 const secretName = config.DefaultSecretName
 
-// checkInvariants: the current version names a credential the application holds, with exp equal to
-// its endDateTime and its secretText as value; no credential is older than the overlap beside the current
-// one after a completed run (when completed is true); no credential that a version inside its overlap
-// names is missing.
-func (w *world) checkInvariants(step string, overlap time.Duration, completed bool) {
+// want is what the oracle checks this world against: the contract's defaults at level 0, on the
+// world's clock, with the engine's orphan rule.
+func (w *world) want() emulatortest.Want {
+	return emulatortest.Want{Now: w.clock.Now(), OrphanAge: appreg.OrphanAge}
+}
+
+// check fails the test for every invariant of the phase that the tenant breaks now.
+func (w *world) check(step string, phase emulatortest.Phase) []string {
 	w.t.Helper()
-	s := w.tenant.Snapshot()
-	app := s.Application("scepman")
-	sec := s.Secret(secretName)
-	if app == nil || sec == nil || sec.Current() == nil {
-		return
-	}
-	cur := sec.Current()
-	cred := app.PasswordCredential(cur.Tags["keyId"])
-	switch {
-	case cred == nil:
-		w.t.Errorf("%s: the current version names keyId %s, which the application lacks", step, cur.Tags["keyId"])
-		return
-	case !cur.Expires.Equal(cred.EndDateTime):
-		w.t.Errorf("%s: the current version's exp %s, want the credential's endDateTime %s", step, cur.Expires, cred.EndDateTime)
-	case cur.Value != cred.SecretText:
-		w.t.Errorf("%s: the current version does not hold credential %s's secretText", step, cred.KeyID)
-	}
-	now := w.clock.Now()
-	for i, v := range sec.Versions {
-		if i == len(sec.Versions)-1 {
-			break
-		}
-		successor := sec.Versions[i+1].Created
-		inOverlap := now.Before(successor.Add(overlap))
-		if inOverlap && app.PasswordCredential(v.Tags["keyId"]) == nil && v.Tags["keyId"] != sec.Versions[i+1].Tags["keyId"] {
-			w.t.Errorf("%s: credential %s was removed while version %s, inside its overlap, names it", step, v.Tags["keyId"], v.Version)
-		}
-	}
-	if !completed {
-		return
-	}
-	for _, c := range app.PasswordCredentials {
-		if c.KeyID == cred.KeyID {
-			continue
-		}
-		named := false
-		for i, v := range sec.Versions {
-			if v.Tags["keyId"] != c.KeyID {
-				continue
-			}
-			named = true
-			if i+1 < len(sec.Versions) && !now.Before(sec.Versions[i+1].Created.Add(overlap)) {
-				w.t.Errorf("%s: credential %s outlived its overlap beside the current one", step, c.KeyID)
-			}
-		}
-		if !named && !now.Before(c.StartDateTime.Add(appreg.OrphanAge)) {
-			w.t.Errorf("%s: credential %s, which no version names, is older than an hour", step, c.KeyID)
-		}
-	}
+	return emulatortest.Verify(w.t, step, w.tenant, w.want(), phase)
 }
 
 func TestAYearOfDailyRotations(t *testing.T) {
@@ -171,7 +120,7 @@ func TestAYearOfDailyRotations(t *testing.T) {
 		}
 		held := len(w.tenant.Snapshot().Application("scepman").PasswordCredentials)
 		maxHeld = max(maxHeld, held)
-		w.checkInvariants("day "+strconv.Itoa(day), 48*time.Hour, true)
+		w.check("day "+strconv.Itoa(day), emulatortest.Cleaned)
 		st, err := e.Status(ctx(t))
 		if err != nil || !st.Compliant {
 			t.Fatalf("day %d: status %+v, %v; want compliant", day, st, err)
@@ -225,7 +174,7 @@ func TestRotationBoundaries(t *testing.T) {
 				if r.Renewed != s.renewed || len(r.Removed) != s.removedOK {
 					t.Errorf("rotate at +%s: renewed %v, removed %d; want %v, %d", s.at, r.Renewed, len(r.Removed), s.renewed, s.removedOK)
 				}
-				w.checkInvariants("+"+s.at.String(), overlap, true)
+				w.check("+"+s.at.String(), emulatortest.Cleaned)
 			}
 		})
 	}
@@ -254,7 +203,7 @@ func TestRotationBoundaries(t *testing.T) {
 				t.Errorf("orphan %s old: removed %d, want %d", tc.after, len(r.Removed), tc.removed)
 			}
 		}
-		w.checkInvariants("orphan", overlap, true)
+		w.check("orphan", emulatortest.Cleaned)
 	})
 }
 
@@ -296,7 +245,7 @@ func TestConcurrentRotations(t *testing.T) {
 					t.Errorf("concurrent run: %v", err)
 				}
 			}
-			w.checkInvariants("after the race", 48*time.Hour, false)
+			w.check("after the race", emulatortest.Converged)
 			s := w.tenant.Snapshot()
 			t.Logf("after the race: %d credentials, %d versions", len(s.Application("scepman").PasswordCredentials), len(s.Secret(secretName).Versions))
 			// Once the overlap has passed, one more run leaves the current credential alone.
@@ -304,7 +253,7 @@ func TestConcurrentRotations(t *testing.T) {
 			if _, err := w.engine().Rotate(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
-			w.checkInvariants("after the overlap", 48*time.Hour, true)
+			w.check("after the overlap", emulatortest.Cleaned)
 			if got := len(w.tenant.Snapshot().Application("scepman").PasswordCredentials); got != 1 {
 				t.Errorf("credentials after the overlap = %d, want 1", got)
 			}
@@ -342,16 +291,16 @@ func TestCrashAfterEachWriteOfARotation(t *testing.T) {
 					t.Fatalf("the fault on %s did not fire", op)
 				}
 				t.Logf("run with %s after %s: err=%v", kind, op, err)
-				w.checkInvariants("after the crash", 48*time.Hour, false)
+				w.check("after the crash", emulatortest.Always)
 				if _, err := w.engine().Rotate(ctx(t)); err != nil {
 					t.Fatalf("the run after the crash: %v", err)
 				}
-				w.checkInvariants("after the next run", 48*time.Hour, false)
+				w.check("after the next run", emulatortest.Converged)
 				w.clock.Advance(49 * time.Hour) // past the overlap and the orphan age: everything left over goes
 				if _, err := w.engine().Rotate(ctx(t)); err != nil {
 					t.Fatal(err)
 				}
-				w.checkInvariants("after the overlap", 48*time.Hour, true)
+				w.check("after the overlap", emulatortest.Cleaned)
 				if got := len(w.tenant.Snapshot().Application("scepman").PasswordCredentials); got != 1 {
 					t.Errorf("credentials in the end = %d, want 1", got)
 				}
@@ -386,7 +335,7 @@ func TestRefreshAfterRotation(t *testing.T) {
 			if got := w.tenant.Stats().SiteRefreshes[site]; got < 1 {
 				t.Errorf("the site saw %d refreshes, want at least 1", got)
 			}
-			w.checkInvariants("after the rotation", 48*time.Hour, false)
+			w.check("after the rotation", emulatortest.Converged)
 		})
 	}
 }

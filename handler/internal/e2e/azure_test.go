@@ -111,14 +111,7 @@ func TestARMEndpointNationalCloud(t *testing.T) {
 	a.tenant.Mutate(func(s *emulator.State) { setExpiry(s, p.AppID, time.Now().Add(20*24*time.Hour)) })
 	a.tenant.ResetStats()
 	status, r := a.invoke("rotate")
-	var renewed struct {
-		Renewed bool `json:"renewed"`
-		Refresh []struct {
-			SiteID string `json:"siteId"`
-			Status int    `json:"status"`
-			Error  string `json:"error"`
-		} `json:"refresh"`
-	}
+	var renewed rotateResult
 	if err := json.Unmarshal(r.ReturnValue, &renewed); err != nil || status != http.StatusOK || !renewed.Renewed {
 		t.Fatalf("rotate inside the renewal window: %d %s, want 200 and a renewal", status, r.ReturnValue)
 	}
@@ -131,7 +124,7 @@ func TestARMEndpointNationalCloud(t *testing.T) {
 	if hosts := a.tenant.ARMRequestsByHost(); hosts[emulator.ARMHostUSGov] != 1 || hosts[emulator.ARMHost] != 0 {
 		t.Errorf("ARM requests by host = %v, want one to %s and none to %s", hosts, emulator.ARMHostUSGov, emulator.ARMHost)
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 }
 
 // TestTimerPayloadShapes: every JSON object runs the timer function, whatever it holds or lacks (the

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 )
 
 // TestConsentByAnAdministrator: APPREG_CONSENT=admin on an identity that holds only
@@ -59,10 +60,10 @@ func TestConsentByAnAdministrator(t *testing.T) {
 
 	// An administrator opens the link and consents: Entra grants each permission of requiredResourceAccess.
 	a.tenant.Mutate(func(s *emulator.State) {
-		for resourceAppID, role := range level0 {
+		for _, perm := range emulatortest.Level0 {
 			s.AppRoleAssignments = append(s.AppRoleAssignments, emulator.AppRoleAssignment{
-				AppRoleID: role, PrincipalID: p.ServicePrincipalID, PrincipalType: "ServicePrincipal",
-				ResourceID: s.ServicePrincipalByAppID(resourceAppID).ID})
+				AppRoleID: perm.AppRoleID, PrincipalID: p.ServicePrincipalID, PrincipalType: "ServicePrincipal",
+				ResourceID: s.ServicePrincipalByAppID(perm.ResourceAppID).ID})
 		}
 	})
 	if got := a.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || !st.Compliant || slices.Contains(st.codes(), "ROLE_NOT_IN_TOKEN") {

@@ -62,7 +62,7 @@ func TestProvisionFreshTenantThenNothingToDo(t *testing.T) {
 	if cur.Tags["keyId"] != p.Secret.KeyID || cur.Tags["appId"] != app.AppID || cur.ContentType == "" {
 		t.Errorf("Key Vault version tags %v, contentType %q; want keyId %s and appId %s", cur.Tags, cur.ContentType, p.Secret.KeyID, app.AppID)
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 	if len(p.Changes) == 0 {
 		t.Error("changes is empty after creating everything")
 	}
@@ -134,7 +134,7 @@ func TestFindingsFromDrift(t *testing.T) {
 			if got := a.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || !st.Compliant {
 				t.Errorf("status after repair = %+v, want compliant", st)
 			}
-			checkInvariants(t, a.tenant, "scepman")
+			checkConverged(t, a.tenant)
 		})
 	}
 }
@@ -220,7 +220,7 @@ func TestProvisionUnderReplicationDelay(t *testing.T) {
 			t.Errorf("permission %s not consented", perm.Value)
 		}
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 	time.Sleep(3 * time.Second) // let everything replicate, then nothing must be left to do
 	a.tenant.ResetStats()
 	if got := a.call(http.MethodPost, "/api/provision", "", &p); got != http.StatusOK || len(p.Changes) != 0 || a.writes() != 0 {
@@ -240,8 +240,8 @@ func TestProvisionUnderThrottlingAndOutages(t *testing.T) {
 	if got := a.call(http.MethodPost, "/api/provision", "", &p); got != http.StatusCreated {
 		t.Fatalf("provision with 429s and 503s on a third of the requests: status %d, want 201", got)
 	}
-	checkInvariants(t, a.tenant, "scepman")
-	if o := orphans(a.tenant, "scepman"); len(o) > 0 {
+	checkConverged(t, a.tenant)
+	if o := unnamed(a.tenant); len(o) > 0 {
 		t.Errorf("credentials no version names: %v", o)
 	}
 	if got := a.tenant.Stats().FaultsFired; got == 0 {
@@ -304,7 +304,7 @@ func TestConcurrentProvisionOnFreshTenant(t *testing.T) {
 			if len(perRole) != 2 || perRole["7ab1d382-f21e-4acd-a863-ba3e13f7da61"] != 1 || perRole["39d724e8-6a34-4930-9a36-364082c35716"] != 1 {
 				t.Errorf("assignments per role = %v, want one per permission", perRole)
 			}
-			checkInvariants(t, a.tenant, "scepman")
+			checkConverged(t, a.tenant)
 		})
 	}
 }
@@ -460,7 +460,7 @@ func TestLifetimePolicyCapsTheSecret(t *testing.T) {
 			if max := time.Now().Add(90 * 24 * time.Hour); p.Secret == nil || p.Secret.ExpiresOn.After(max) || p.Secret.ExpiresOn.Before(max.Add(-24*time.Hour)) {
 				t.Errorf("secret = %+v, want it to expire within a day below the policy's 90 days", p.Secret)
 			}
-			checkInvariants(t, a.tenant, "scepman")
+			checkConverged(t, a.tenant)
 		})
 	}
 }

@@ -10,69 +10,19 @@ import (
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 )
 
 // The tests of this file drive the built handler through what real Azure does and a default emulated
 // tenant does not (reference section 8), each turned on in the emulator, and check the end state exactly.
 
-// level0 are the app role assignments of permission level 0: resource appId -> app role id.
-var level0 = map[string]string{
-	"00000003-0000-0000-c000-000000000000": "7ab1d382-f21e-4acd-a863-ba3e13f7da61", // Graph Directory.Read.All
-	"c161e42e-d4df-4a3d-9b42-e7a3c31f59d4": "39d724e8-6a34-4930-9a36-364082c35716", // Intune API scep_challenge_provider
-}
-
-// checkExact checks the end state exactly: one application with the uniqueName, one service principal
-// for it, one assignment per permission of level 0 and nothing else, creds credentials and versions
-// versions of the secret, every credential named by a version, and the invariants.
+// checkExact checks the end state exactly: the converged invariants at level 0 (one application with the
+// uniqueName, one service principal, one assignment per permission and nothing else, the current version
+// naming a credential the application holds), creds credentials and versions versions of the secret, and
+// every credential named by a version.
 func checkExact(t *testing.T, tenant *emulator.Tenant, creds, versions int) {
 	t.Helper()
-	s := tenant.Snapshot()
-	var apps []emulator.Application
-	for _, a := range s.Applications {
-		if strings.EqualFold(a.UniqueName, "scepman") {
-			apps = append(apps, a)
-		}
-	}
-	if len(apps) != 1 {
-		t.Fatalf("applications with uniqueName scepman: %d, want 1", len(apps))
-	}
-	app := apps[0]
-	var sps []emulator.ServicePrincipal
-	for _, sp := range s.ServicePrincipals {
-		if strings.EqualFold(sp.AppID, app.AppID) {
-			sps = append(sps, sp)
-		}
-	}
-	if len(sps) != 1 {
-		t.Fatalf("service principals of the application: %d, want 1", len(sps))
-	}
-	var got []string
-	for _, a := range s.AssignmentsOf(sps[0].ID) {
-		got = append(got, a.ResourceID+"/"+a.AppRoleID)
-	}
-	var want []string
-	for resourceAppID, role := range level0 {
-		want = append(want, s.ServicePrincipalByAppID(resourceAppID).ID+"/"+role)
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("app role assignments = %v, want exactly %v", got, want)
-	}
-	if n := len(app.PasswordCredentials); n != creds {
-		t.Errorf("credentials = %d, want %d", n, creds)
-	}
-	n := 0
-	if sec := s.Secret(secretName); sec != nil {
-		n = len(sec.Versions)
-	}
-	if n != versions {
-		t.Errorf("Key Vault versions = %d, want %d", n, versions)
-	}
-	if o := orphans(tenant, "scepman"); len(o) > 0 {
-		t.Errorf("credentials that no version names: %v", o)
-	}
-	checkInvariants(t, tenant, "scepman")
+	emulatortest.Verify(t, "end state", tenant, emulatortest.Want{Credentials: creds, Versions: versions, AllNamed: true}, emulatortest.Converged)
 }
 
 // rotateResult is the ReturnValue of the rotate timer.
@@ -85,6 +35,11 @@ type rotateResult struct {
 		ID    string `json:"id"`
 		KeyID string `json:"keyId"`
 	} `json:"secret"`
+	Refresh []struct {
+		SiteID string `json:"siteId"`
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	} `json:"refresh"`
 }
 
 func (a *app) rotate() (int, rotateResult) {
@@ -172,11 +127,11 @@ func TestFreshProvisionUnderAzureReplication(t *testing.T) {
 // uniqueName is taken although the winner is live.
 func TestConcurrentProvisionsRacingOnUniqueName(t *testing.T) {
 	t.Parallel()
-	tenant, ca := newTenant(t)
+	tenant := newTenant(t, emulator.Options{})
 	tenant.SetGraphRealism(emulator.GraphRealism{UniqueNameRace: true, LagWindow: 2 * time.Second})
 	procs := make([]*process, 3)
 	for i := range procs {
-		procs[i] = startOn(t, tenant, ca, nil)
+		procs[i] = startOn(t, tenant, nil)
 	}
 	statuses := make([]int, 2*len(procs))
 	var wg sync.WaitGroup
@@ -417,10 +372,7 @@ func TestForbiddenNamesItsCause(t *testing.T) {
 					t.Errorf("message %q does not say %q", msg, c)
 				}
 			}
-			checkInvariants(t, a.tenant, "scepman")
-			if o := orphans(a.tenant, "scepman"); len(o) > 0 {
-				t.Errorf("credentials that no version names: %v", o)
-			}
+			emulatortest.Verify(t, "after the refusal", a.tenant, emulatortest.Want{AllNamed: true}, emulatortest.Converged)
 		})
 	}
 }

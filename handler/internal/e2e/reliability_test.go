@@ -10,15 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/appreg"
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest/report"
 	"github.com/scepman-appreg/appreg/handler/internal/funchost"
-	"github.com/scepman-appreg/appreg/handler/internal/reliability"
 )
 
 // The black-box part of RELIABILITY.md: the built handler under the local host, killed right after each
@@ -31,59 +31,11 @@ type process struct {
 	logs *syncBuffer
 }
 
-// startOn starts bin/handler under funchost on an existing emulated tenant (its Env carries
-// APPREG_KEY_VAULT_URL, so funchost starts no tenant of its own).
-func startOn(t *testing.T, tenant *emulator.Tenant, ca string, settings map[string]string) *process {
+// startOn starts bin/handler under funchost on an existing emulated tenant.
+func startOn(t *testing.T, tenant *emulator.Tenant, settings map[string]string) *process {
 	t.Helper()
-	env := map[string]string{"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME")}
-	for k, v := range tenant.Env(ca) {
-		env[k] = v
-	}
-	for k, v := range settings {
-		env[k] = v
-	}
-	var environ []string
-	for k, v := range env {
-		environ = append(environ, k+"="+v)
-	}
-	p := &process{t: t, logs: &syncBuffer{}}
-	host, err := funchost.Start(context.Background(), funchost.Options{
-		Dir: projectDir(t), Handler: handlerBin, Addr: "127.0.0.1:0", Environ: environ,
-		DisableTimers: true, Stdout: p.logs, Stderr: p.logs, Log: p.logs,
-	})
-	if err != nil {
-		t.Fatalf("funchost.Start: %v\n%s", err, p.logs.Bytes())
-	}
-	p.host = host
-	t.Cleanup(func() {
-		host.Close()
-		record(p.logs.Bytes())
-		if t.Failed() {
-			t.Logf("handler %d output:\n%s", host.PID(), p.logs.Bytes())
-		}
-	})
-	return p
-}
-
-// newTenant starts an emulated tenant whose secrets join the package's hygiene scan.
-func newTenant(t *testing.T) (*emulator.Tenant, string) {
-	t.Helper()
-	tenant, err := emulator.Start(emulator.Options{})
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		tenant.Close()
-		if u := tenant.Unknown(); len(u) > 0 {
-			t.Errorf("the emulated tenant got requests it does not know: %v", u)
-		}
-		addIssued(t, tenant)
-	})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := tenant.WriteCA(ca); err != nil {
-		t.Fatal(err)
-	}
-	return tenant, ca
+	host, logs := launch(t, tenant, settings, nil)
+	return &process{t: t, host: host, logs: logs}
 }
 
 // send sends a request and returns its status and body ("" and the error on a transport failure); it is
@@ -110,8 +62,11 @@ func send(method, url, contentType string, body []byte, chunked bool) (int, []by
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	record(b)
+	b, err := io.ReadAll(resp.Body)
+	hygiene.Record(b)
+	if err != nil {
+		return resp.StatusCode, b, fmt.Errorf("reading the answer: %w", err)
+	}
 	return resp.StatusCode, b, nil
 }
 
@@ -125,7 +80,7 @@ func (p *process) rotate() (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	status, body, err := p.host.Invoke(ctx, "rotate")
-	record(body)
+	hygiene.Record(body)
 	return status, body, err
 }
 
@@ -187,7 +142,7 @@ func TestReliabilityCrashAtEveryStep(t *testing.T) {
 			})
 		}
 	})
-	tab := reliability.Table{
+	tab := report.Table{
 		File:  "2-crash",
 		Title: "Crash at every step: the handler killed (SIGKILL) right after the write, a new process runs again",
 		Header: []string{"run", "killed right after", "the killed call", "right after the kill", "run again (new process)",
@@ -212,15 +167,13 @@ func TestReliabilityCrashAtEveryStep(t *testing.T) {
 
 func crashAt(t *testing.T, step crashStep) []string {
 	t.Helper()
-	tenant, ca := newTenant(t)
-	a := startOn(t, tenant, ca, nil)
+	tenant := newTenant(t, emulator.Options{})
+	a := startOn(t, tenant, nil)
 	var violations []string
-	check := func(when string, phase reliability.Phase) {
+	check := func(when string, phase emulatortest.Phase, noneYet bool) {
 		t.Helper()
-		for _, v := range reliability.Check(tenant.Snapshot(), reliability.Want{Now: time.Now()}, phase) {
-			violations = append(violations, when+": "+v)
-			t.Errorf("%s: %s", when, v)
-		}
+		want := emulatortest.Want{Now: time.Now(), OrphanAge: appreg.OrphanAge, NoneYet: noneYet}
+		violations = append(violations, emulatortest.Verify(t, when, tenant, want, phase)...)
 	}
 	call := (*process).provision
 	if step.run == "provision" && step.state != "" {
@@ -234,12 +187,12 @@ func crashAt(t *testing.T, step crashStep) []string {
 		if status, body, err := a.provision(); err != nil || status != http.StatusCreated {
 			t.Fatalf("setting up: provision: %d %s %v", status, body, err)
 		}
-		reliability.Age(tenant, 24*time.Hour) // Key Vault's created times have whole seconds: keep the versions apart
+		emulatortest.Age(tenant, 24*time.Hour) // Key Vault's created times have whole seconds: keep the versions apart
 		dueIn(tenant, 20*24*time.Hour)
 		if status, body, err := a.rotate(); err != nil || status != http.StatusOK {
 			t.Fatalf("setting up: renewal: %d %s %v", status, body, err)
 		}
-		reliability.Age(tenant, 49*time.Hour)
+		emulatortest.Age(tenant, 49*time.Hour)
 		dueIn(tenant, 20*24*time.Hour)
 		call = (*process).rotate
 	}
@@ -292,24 +245,25 @@ func crashAt(t *testing.T, step crashStep) []string {
 		killed = "the invocation failed (" + shortErr(ans.err) + ")"
 	}
 	tenant.ClearFaults()
-	check("right after the kill", reliability.Always)
+	// A first provision killed may leave nothing yet.
+	check("right after the kill", emulatortest.Always, step.run == "provision" && step.state == "")
 	afterKill := summarize(tenant)
 
-	b := startOn(t, tenant, ca, nil)
+	b := startOn(t, tenant, nil)
 	status, body, err := call(b)
 	if err != nil || status >= 300 {
 		t.Errorf("the %s run in a new process: %d %s %v", step.run, status, body, err)
 	}
 	again := fmt.Sprintf("%d", status)
-	check("after the run in a new process", reliability.Converged)
+	check("after the run in a new process", emulatortest.Converged, false)
 	again += ", " + summarize(tenant)
 
-	reliability.Age(tenant, appreg.OrphanAge+time.Minute)
+	emulatortest.Age(tenant, appreg.OrphanAge+time.Minute)
 	if status, body, err := b.rotate(); err != nil || status != http.StatusOK {
 		t.Errorf("the rotation past the orphan rule: %d %s %v", status, body, err)
 	}
-	check("after a rotation past the orphan rule", reliability.Cleaned)
-	return []string{step.name(), step.label, killed, afterKill, again, summarize(tenant), reliability.Verdict(violations)}
+	check("after a rotation past the orphan rule", emulatortest.Cleaned, false)
+	return []string{step.name(), step.label, killed, afterKill, again, summarize(tenant), emulatortest.Verdict(violations)}
 }
 
 // dueIn moves the current credential's end (and its version's exp) to now+d: inside the renewal window.
@@ -340,7 +294,7 @@ func summarize(tenant *emulator.Tenant) string {
 		}
 	}
 	out := fmt.Sprintf("%d cred, %d ver%s", len(app.PasswordCredentials), versions, where)
-	if n := len(reliability.Unnamed(s, "scepman", secretName)); n > 0 {
+	if n := len(emulatortest.Unnamed(s, emulatortest.Want{})); n > 0 {
 		out += fmt.Sprintf(", %d unnamed", n)
 	}
 	return out
@@ -412,7 +366,7 @@ func TestReliabilityBadRequests(t *testing.T) {
 	if got := a.call(http.MethodPost, "/api/provision", "", nil); got != http.StatusCreated {
 		t.Fatalf("provision: %d", got)
 	}
-	tab := reliability.Table{
+	tab := report.Table{
 		File:   "4-bad-requests",
 		Title:  "Bad requests: status and message; requests and writes that reached Graph and Key Vault",
 		Header: []string{"request", "to", "status", "message", "requests / writes"},
@@ -453,7 +407,7 @@ func TestReliabilityBadRequests(t *testing.T) {
 		}
 		tab.Rows = append(tab.Rows, []string{br.name, to, fmt.Sprint(status), msg, fmt.Sprintf("%d / %d", reqs, a.writes())})
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 	if err := tab.Print(); err != nil {
 		t.Error(err)
 	}
@@ -548,14 +502,14 @@ func TestReliabilityBadSettings(t *testing.T) {
 		}
 		t.Run("FUNCTIONS_CUSTOMHANDLER_PORT", func(t *testing.T) {
 			t.Parallel()
-			tenant, ca := newTenant(t)
+			tenant := newTenant(t, emulator.Options{})
 			cmd := exec.Command(handlerBin)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FUNCTIONS_CUSTOMHANDLER_PORT=70000"}
-			for k, v := range tenant.Env(ca) {
+			for k, v := range emulatortest.Env(t, tenant) {
 				cmd.Env = append(cmd.Env, k+"="+v)
 			}
 			out, err := cmd.CombinedOutput()
-			record(out)
+			hygiene.Record(out)
 			if err == nil || !bytes.Contains(out, []byte("FUNCTIONS_CUSTOMHANDLER_PORT")) {
 				t.Errorf("the handler with port 70000: %v, output %s; want it to stop naming the variable", err, out)
 			}
@@ -571,7 +525,7 @@ func TestReliabilityBadSettings(t *testing.T) {
 			rows[len(settings)] = []string{"FUNCTIONS_CUSTOMHANDLER_PORT", `"70000"`, "the handler exits 1 at start (" + shortErr(err) + ")", msg, fmt.Sprintf("%d / 0", reqs)}
 		})
 	})
-	tab := reliability.Table{
+	tab := report.Table{
 		File:   "4-bad-settings",
 		Title:  "Invalid settings: every function refuses, naming the setting; nothing reaches Graph or Key Vault",
 		Header: []string{"setting", "value", "answers", "message", "requests / writes"},
@@ -596,7 +550,7 @@ func TestReliabilityExposure(t *testing.T) {
 	if err != nil || len(fns) != 4 {
 		t.Fatalf("functions/*/function.json: %v, %d found", err, len(fns))
 	}
-	tab := reliability.Table{
+	tab := report.Table{
 		File:   "6-exposure",
 		Title:  "Exposure",
 		Header: []string{"check", "result", "test"},
@@ -635,17 +589,4 @@ func TestReliabilityExposure(t *testing.T) {
 	if err := tab.Print(); err != nil {
 		t.Error(err)
 	}
-}
-
-// addIssued adds a tenant's issued secrets to the package's hygiene scan, and checks that the identity
-// header is among them.
-func addIssued(t *testing.T, tenant *emulator.Tenant) {
-	t.Helper()
-	issued := tenant.IssuedSecrets()
-	if !slices.Contains(issued, tenant.IdentityHeader()) {
-		t.Error("the tenant's IDENTITY_HEADER value is not among the secrets the hygiene scan looks for")
-	}
-	hygiene.Lock()
-	hygiene.secrets = append(hygiene.secrets, issued...)
-	hygiene.Unlock()
 }

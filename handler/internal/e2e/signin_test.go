@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/emulator"
-	"github.com/scepman-appreg/appreg/handler/internal/reliability"
+	"github.com/scepman-appreg/appreg/handler/internal/emulator/emulatortest"
 )
 
 // The sign-in check (contract, "The sign-in check"): the function signs in with the stored secret as
@@ -95,7 +95,7 @@ func TestTamperedSecretIsCaughtAndRepaired(t *testing.T) {
 	if got := a.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || !st.Compliant {
 		t.Errorf("status after the repair: %d %v, want compliant", got, st.codes())
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 }
 
 // TestRenewalWaitsForAcceptance: the token service needs tens of seconds to accept a new password; the
@@ -259,19 +259,19 @@ func TestCrashWhileWaitingForAcceptance(t *testing.T) {
 		t.Fatalf("after the kill Key Vault holds %d versions, current keyId %s; want the current secret untouched (%s)",
 			len(s.Secret(secretName).Versions), cur.Tags["keyId"], p.Secret.KeyID)
 	}
-	if o := orphans(a.tenant, "scepman"); len(o) != 1 {
+	if o := unnamed(a.tenant); len(o) != 1 {
 		t.Fatalf("credentials no version names after the kill: %v, want the one being accepted", o)
 	}
-	checkInvariants(t, a.tenant, "scepman")
+	checkConverged(t, a.tenant)
 
 	// An hour later the token service has long accepted new secrets, and the next rotation cleans up.
 	a.tenant.SetSignInAcceptanceDelay(0)
-	reliability.Age(a.tenant, time.Hour+time.Minute)
+	emulatortest.Age(a.tenant, time.Hour+time.Minute)
 	b := start(t, setup{tenant: a.tenant})
 	if status, res := b.rotate(); status != http.StatusOK || !res.Renewed || len(res.Removed) != 1 {
 		t.Fatalf("rotate in a new process: %d %+v, want a renewal and the orphan removed", status, res)
 	}
-	if o := orphans(a.tenant, "scepman"); len(o) != 0 {
+	if o := unnamed(a.tenant); len(o) != 0 {
 		t.Errorf("credentials no version names: %v", o)
 	}
 	checkExact(t, a.tenant, 2, 2)

@@ -1,8 +1,7 @@
-package reliability
+package emulatortest
 
 import (
-	"os"
-	"path/filepath"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -24,11 +23,7 @@ const (
 // as the only version.
 func converged(t *testing.T) emulator.State {
 	t.Helper()
-	tenant, err := emulator.Start(emulator.Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tenant.Close)
+	tenant := NewTenant(t, emulator.Options{})
 	tenant.Mutate(func(s *emulator.State) {
 		graph := s.ServicePrincipalByAppID(emulator.GraphAppID).ID
 		intune := s.ServicePrincipalByAppID(emulator.IntuneAPIAppID).ID
@@ -73,7 +68,8 @@ func TestCheck(t *testing.T) {
 		want   []string // substrings, one per violation, in order; none: it holds
 	}{
 		{"converged and cleaned", func(*emulator.State) {}, t0.Add(time.Hour), Cleaned, nil},
-		{"empty tenant, always", func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }, t0, Always, nil},
+		{"empty tenant, always", func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }, t0, Always,
+			[]string{"holds no secret", "no application"}},
 		{"empty tenant, converged", func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }, t0, Converged,
 			[]string{"0 applications", "no secret"}},
 		{"current version names a missing credential", func(s *emulator.State) {
@@ -86,6 +82,8 @@ func TestCheck(t *testing.T) {
 			s.Secrets[0].Versions[0].Expires = t0
 		}, t0, Always, []string{"exp"}},
 		{"secret but no application", func(s *emulator.State) { s.Applications = nil }, t0, Always, []string{"no application"}},
+		{"application but no secret", func(s *emulator.State) { s.Secrets = nil }, t0, Always, []string{"holds no secret"}},
+		{"no secret, cleaned", func(s *emulator.State) { s.Secrets = nil }, t0, Cleaned, []string{"holds no secret"}},
 		{"soft-deleted secret, always", func(s *emulator.State) { softDelete(s) }, t0, Always, nil},
 		{"soft-deleted secret whose credential is gone", func(s *emulator.State) {
 			softDelete(s)
@@ -129,46 +127,46 @@ func TestCheck(t *testing.T) {
 		{"replaced inside its overlap", func(s *emulator.State) {
 			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyC, t0.Add(time.Hour)))
 			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
-		}, t0.Add(49 * time.Hour), Cleaned, nil},
+		}, t0.Add(49*time.Hour - time.Second), Cleaned, nil},
 		{"replaced past its overlap", func(s *emulator.State) {
 			s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyC, t0.Add(time.Hour)))
 			s.Secrets[0].Versions = append(s.Secrets[0].Versions, version(keyC, t0.Add(time.Hour)))
 		}, t0.Add(49 * time.Hour), Cleaned, []string{"credential " + keyA + " outlived its overlap"}},
 	}
-	tests[len(tests)-2].now = t0.Add(49*time.Hour - time.Second)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := converged(t)
 			tt.change(&s)
-			got := Check(s, Want{Now: tt.now}, tt.phase)
-			if len(got) != len(tt.want) {
-				t.Fatalf("Check = %q, want %d violations like %q", got, len(tt.want), tt.want)
-			}
-			for i, w := range tt.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("violation %d = %q, want it to say %q", i, got[i], w)
-				}
-			}
+			wantViolations(t, Check(s, Want{Now: tt.now, OrphanAge: time.Hour}, tt.phase), tt.want)
 		})
 	}
 }
 
-func TestUnnamedAndAge(t *testing.T) {
-	tenant, err := emulator.Start(emulator.Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
+// wantViolations fails the test unless got holds one violation per substring of says, in order.
+func wantViolations(t *testing.T, got, says []string) {
+	t.Helper()
+	if len(got) != len(says) {
+		t.Fatalf("Check = %q, want %d violations like %q", got, len(says), says)
 	}
-	defer tenant.Close()
+	for i, w := range says {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("violation %d = %q, want it to say %q", i, got[i], w)
+		}
+	}
+}
+
+func TestUnnamedAndAge(t *testing.T) {
+	tenant := NewTenant(t, emulator.Options{})
 	tenant.Mutate(func(s *emulator.State) {
 		s.Applications = append(s.Applications, emulator.Application{UniqueName: "scepman", PasswordCredentials: []emulator.PasswordCredential{cred(keyA, t0), cred(keyB, t0)}})
 		s.Secrets = append(s.Secrets, emulator.Secret{Name: secret, Versions: []emulator.SecretVersion{version(keyA, t0)}})
 	})
-	if got := Unnamed(tenant.Snapshot(), "", ""); !slices.Equal(got, []string{keyB}) {
+	if got := Unnamed(tenant.Snapshot(), Want{}); !slices.Equal(got, []string{keyB}) {
 		t.Errorf("Unnamed = %v, want [%s]", got, keyB)
 	}
 	deleted := tenant.Snapshot()
 	softDelete(&deleted)
-	if got := Unnamed(deleted, "", ""); !slices.Equal(got, []string{keyB}) {
+	if got := Unnamed(deleted, Want{}); !slices.Equal(got, []string{keyB}) {
 		t.Errorf("Unnamed of a soft-deleted secret = %v, want [%s]: its versions still name their credentials", got, keyB)
 	}
 	Age(tenant, time.Hour)
@@ -181,32 +179,67 @@ func TestUnnamedAndAge(t *testing.T) {
 	}
 }
 
-func TestTableAndReport(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv(EnvOut, dir)
-	tab := Table{File: "9-test", Title: "T", Header: []string{"a", "b"}, Rows: [][]string{{"x|y", "✓"}}, Notes: []string{"n"}}
-	want := "T\n\n| a    | b |\n|------|---|\n| x\\|y | ✓ |\n\n- n\n"
-	if got := tab.Markdown(); got != want {
-		t.Errorf("Markdown:\n%s\nwant\n%s", got, want)
+// TestCheckWant: what the caller says in Want beyond the defaults.
+func TestCheckWant(t *testing.T) {
+	orphan := func(s *emulator.State) {
+		s.Applications[0].PasswordCredentials = append(s.Applications[0].PasswordCredentials, cred(keyB, t0))
 	}
-	if err := tab.Print(); err != nil {
-		t.Fatal(err)
+	empty := func(s *emulator.State) { s.Applications, s.Secrets = nil, nil }
+	tests := []struct {
+		name   string
+		change func(s *emulator.State)
+		want   Want
+		phase  Phase
+		says   []string // substrings, one per violation, in order; none: it holds
+	}{
+		{name: "nothing yet, as the caller expects", change: empty, want: Want{NoneYet: true}, phase: Always},
+		{name: "an application yet no secret, as the caller expects", change: func(s *emulator.State) { s.Secrets = nil },
+			want: Want{NoneYet: true}, phase: Always},
+		{name: "nothing yet is no converged tenant", change: empty, want: Want{NoneYet: true}, phase: Converged,
+			says: []string{"0 applications", "no secret"}},
+		{name: "a secret without its application, though none expected yet", change: func(s *emulator.State) { s.Applications = nil },
+			want: Want{NoneYet: true}, phase: Always, says: []string{"no application"}},
+		{name: "exact counts held", change: orphan, want: Want{Credentials: 2, Versions: 1}, phase: Converged},
+		{name: "exact counts broken", change: orphan, want: Want{Credentials: 1, Versions: 2}, phase: Converged,
+			says: []string{"2 credentials on the application, want 1", "1 versions of secret " + secret + ", want 2"}},
+		{name: "every credential named", change: orphan, want: Want{AllNamed: true}, phase: Converged,
+			says: []string{"credentials that no version names: [" + keyB + "]"}},
+		{name: "cleaned needs the clock", change: func(*emulator.State) {}, want: Want{}, phase: Cleaned,
+			says: []string{"Want.Now and Want.OrphanAge"}},
+		{name: "another level", change: func(*emulator.State) {}, want: Want{Permissions: Level0[:1]}, phase: Converged,
+			says: []string{"requiredResourceAccess", "app role assignments outside the permissions"}},
+		{name: "another uniqueName", change: func(*emulator.State) {}, want: Want{UniqueName: "other"}, phase: Always,
+			says: []string{"no application \"other\""}},
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "9-test.md")); err != nil || string(b) != want {
-		t.Errorf("report file = %q, %v; want the table", b, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := converged(t)
+			tt.change(&s)
+			wantViolations(t, Check(s, tt.want, tt.phase), tt.says)
+		})
 	}
 }
 
-func TestHygiene(t *testing.T) {
-	var h Hygiene
-	h.AddSecrets("short", "s3cr3t-value-0001", "identity-header-value")
-	h.Record([]byte(`{"msg":"ok"}`))
-	if _, _, hits := h.Scan(); len(hits) != 0 {
-		t.Errorf("hits %v on clean output", hits)
+func TestVerify(t *testing.T) {
+	ten := NewTenant(t, emulator.Options{})
+	rec := &recorder{TB: t}
+	got := Verify(rec, "after the run", ten, Want{}, Converged)
+	if len(got) == 0 || len(rec.errors) != len(got) {
+		t.Fatalf("Verify on an empty tenant = %q, errors %q; want the violations, each reported", got, rec.errors)
 	}
-	h.Writer().Write([]byte(`{"err":"header identity-header-value leaked"}`))
-	secrets, outputs, hits := h.Scan()
-	if secrets != 3 || outputs != 2 || len(hits) != 1 || !strings.Contains(hits[0], `starts "ide"`) || strings.Contains(hits[0], "identity-header-value") {
-		t.Errorf("Scan = %d, %d, %q; want one hit that does not repeat the secret", secrets, outputs, hits)
+	for i, v := range got {
+		if !strings.HasPrefix(v, "after the run: ") || rec.errors[i] != v {
+			t.Errorf("violation %q reported as %q, want both prefixed with the step", v, rec.errors[i])
+		}
 	}
 }
+
+// recorder is a testing.TB that keeps its errors instead of failing.
+type recorder struct {
+	testing.TB
+	errors []string
+}
+
+func (r *recorder) Error(args ...any) { r.errors = append(r.errors, fmt.Sprint(args...)) }
+
+func (r *recorder) Helper() {}
