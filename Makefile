@@ -92,7 +92,7 @@ ORACLE_PKGS = ./handler/internal/emulator/emulatortest/...
 RACE_ENGINE_TESTS = '^(TestConcurrentRotations|TestReliabilityRaces)$$'
 EXPOSURE_TESTS = '^(TestHandlerListensOnLoopbackOnly|TestVerify|TestRoleAssignments|TestNoSecretDefaultsOrOutputs)$$'
 
-reliability: ## the reliability proof in full (RELIABILITY.md): faults, crashes, races (also under -race: slow the first time), bad input, hygiene, exposure, fuzzing
+reliability: ## the reliability proof in full: faults, crashes, races (also under -race: slow the first time), bad input, hygiene, exposure, fuzzing; writes RELIABILITY.md's tables
 	rm -rf $(RELIABILITY_OUT) && mkdir -p $(RELIABILITY_OUT)
 	$(GO) test -count=1 $(ORACLE_PKGS)
 	RELIABILITY=full RELIABILITY_OUT=$(abspath $(RELIABILITY_OUT)) $(GO) test -count=1 -timeout 40m \
@@ -102,6 +102,7 @@ reliability: ## the reliability proof in full (RELIABILITY.md): faults, crashes,
 	$(GO) test -count=1 -run '^Fuzz' ./handler/internal/hostproto ./handler/internal/server ./handler/internal/config
 	$(MAKE) --no-print-directory fuzz
 	@for f in $(RELIABILITY_OUT)/*.md; do echo; cat "$$f"; done
+	$(GO) run ./handler/cmd/reldoc -dir $(RELIABILITY_OUT) -doc RELIABILITY.md
 
 # The figures of BENCHMARKS.md, each beside its floor and target (issues 7, 11, 13): the first call of a new
 # process, round trips to Graph and Key Vault, the sign-in's requests to the token service and latency

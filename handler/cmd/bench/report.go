@@ -6,11 +6,12 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/scepman-appreg/appreg/handler/internal/docsection"
 )
 
 // report is what a run prints, and writes into BENCHMARKS.md.
@@ -45,7 +46,7 @@ func (r report) write() error {
 		"floors": "```\n" + r.floors + "\n```",
 		"detail": "```\n" + r.detail + "\n```",
 	}
-	if err := writeSections(r.markdown, sections); err != nil {
+	if err := docsection.Write(r.markdown, "bench", sections); err != nil {
 		return err
 	}
 	step("wrote the tables into %s", r.markdown)
@@ -65,57 +66,6 @@ func renderTable(rows []row) string {
 		panic(err) // a bytes.Buffer does not fail
 	}
 	return b.String()
-}
-
-// Marker comments around a section that make bench writes: the lines between them are replaced, the
-// rest of the file is kept.
-const (
-	beginMarker = "<!-- bench:begin %s -->"
-	endMarker   = "<!-- bench:end %s -->"
-)
-
-// writeSections replaces the content between each section's markers in the file at path.
-func writeSections(path string, sections map[string]string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading %s to write the tables into it: %w", path, err)
-	}
-	doc := string(b)
-	names := make([]string, 0, len(sections))
-	for name := range sections {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if doc, err = replaceSection(doc, name, sections[name]); err != nil {
-			return fmt.Errorf("writing the tables into %s: %w", path, err)
-		}
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("writing the tables into %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, []byte(doc), fi.Mode().Perm()); err != nil {
-		return fmt.Errorf("writing the tables into %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceSection replaces what lies between the begin and end markers of the section name with content,
-// on lines of its own. Each marker must be there exactly once, begin before end.
-func replaceSection(doc, name, content string) (string, error) {
-	begin, end := fmt.Sprintf(beginMarker, name), fmt.Sprintf(endMarker, name)
-	if n := strings.Count(doc, begin); n != 1 {
-		return "", fmt.Errorf("%d lines %q, want 1", n, begin)
-	}
-	if n := strings.Count(doc, end); n != 1 {
-		return "", fmt.Errorf("%d lines %q, want 1", n, end)
-	}
-	i, j := strings.Index(doc, begin)+len(begin), strings.Index(doc, end)
-	if j < i {
-		return "", fmt.Errorf("%q comes before %q", end, begin)
-	}
-	return doc[:i] + "\n" + strings.Trim(content, "\n") + "\n" + doc[j:], nil
 }
 
 // machine tells when and where the figures were taken.

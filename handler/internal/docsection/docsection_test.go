@@ -1,10 +1,12 @@
-package main
+package docsection_test
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scepman-appreg/appreg/handler/internal/docsection"
 )
 
 func TestReplaceSection(t *testing.T) {
@@ -49,7 +51,7 @@ func TestReplaceSection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := replaceSection(tt.doc, "table", "\nnew\n")
+			got, err := docsection.Replace(tt.doc, "bench", "table", "\nnew\n")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("replaceSection error = %v, want one containing %q", err, tt.wantErr)
@@ -72,7 +74,7 @@ func TestWriteSections(t *testing.T) {
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSections(path, map[string]string{"table": "| a |", "floors": "f"}); err != nil {
+	if err := docsection.Write(path, "bench", map[string]string{"table": "| a |", "floors": "f"}); err != nil {
 		t.Fatalf("writeSections: %v", err)
 	}
 	b, err := os.ReadFile(path)
@@ -85,7 +87,7 @@ func TestWriteSections(t *testing.T) {
 	}
 
 	// A missing section leaves the file as it was.
-	if err := writeSections(path, map[string]string{"detail": "d"}); err == nil {
+	if err := docsection.Write(path, "bench", map[string]string{"detail": "d"}); err == nil {
 		t.Error("writeSections with a section the file lacks: no error, want one")
 	}
 	if b2, _ := os.ReadFile(path); string(b2) != want {
