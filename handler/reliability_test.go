@@ -193,7 +193,7 @@ var relPaths = []relPath{
 		ops: []string{emulator.OpGetApplication, emulator.OpUpsertApplication, emulator.OpGetServicePrincipal,
 			emulator.OpCreateServicePrincipal, emulator.OpListAppRoleAssignments, emulator.OpAssignAppRole,
 			emulator.OpAddPassword, emulator.OpGetSecret, emulator.OpSetSecret,
-			emulator.OpIdentityToken},
+			emulator.OpIdentityToken, emulator.OpLoginToken, emulator.OpLoginOpenIDConfiguration},
 	},
 	{
 		// Provisioned, renewed once, then 151 days on: the next rotation renews the secret, removes the
@@ -208,7 +208,7 @@ var relPaths = []relPath{
 		run: runRotate,
 		ops: []string{emulator.OpGetApplication, emulator.OpGetServicePrincipal, emulator.OpListAppRoleAssignments,
 			emulator.OpGetSecret, emulator.OpListSecretVersions, emulator.OpAddPassword, emulator.OpSetSecret,
-			emulator.OpRemovePassword, emulator.OpRefreshConfigReferences},
+			emulator.OpRemovePassword, emulator.OpRefreshConfigReferences, emulator.OpLoginToken},
 	},
 	{
 		// A tenant whose app management policy caps secrets at 90 days, readable by the identity.
@@ -438,6 +438,9 @@ var shortCells = map[string]bool{
 	"rotate/graph.removePassword/timeout after apply":            true,
 	"rotate/arm.refreshConfigReferences/drop after apply":        true,
 	"lifetime policy/graph.getDefaultAppManagementPolicy/500":    true,
+	// The sign-in check (issue 11): the token service refusing for a while, on a check and on a renewal.
+	"provision/login.token/503":  true,
+	"rotate/login.token/timeout": true,
 	// Real Azure (reference section 8): one cell per behaviour.
 	"provision/graph.createServicePrincipal/replication 403/400/404":          true,
 	"rotate/graph.removePassword/lag, removal already gone":                   true,
