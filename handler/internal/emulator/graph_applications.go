@@ -5,25 +5,32 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ---- applications ----
 
 // findApp looks an application up by key; invisible ones only when all is set.
 func (t *Tenant) findApp(key entityKey, all bool) *Application {
-	for i := range t.state.Applications {
-		a := &t.state.Applications[i]
-		var match bool
+	return find(t.state.Applications, all, func(a *Application) (bool, time.Time) {
 		switch key.prop {
 		case "id":
-			match = strings.EqualFold(a.ID, key.value)
+			return strings.EqualFold(a.ID, key.value), a.VisibleAt
 		case "appId":
-			match = strings.EqualFold(a.AppID, key.value)
+			return strings.EqualFold(a.AppID, key.value), a.VisibleAt
 		case "uniqueName":
-			match = strings.EqualFold(a.UniqueName, key.value)
+			return strings.EqualFold(a.UniqueName, key.value), a.VisibleAt
 		}
-		if match && (all || visible(a.VisibleAt)) {
-			return a
+		return false, a.VisibleAt
+	})
+}
+
+// find returns the first of items that match accepts and that has replicated (see visible), or any that
+// match accepts when all is set; nil when none.
+func find[T any](items []T, all bool, match func(*T) (ok bool, visibleAt time.Time)) *T {
+	for i := range items {
+		if ok, at := match(&items[i]); ok && (all || visible(at)) {
+			return &items[i]
 		}
 	}
 	return nil
@@ -64,15 +71,23 @@ func (t *Tenant) getApplication(req *request, key entityKey) answer {
 	return t.graphEntity(req, http.StatusOK, appJSON(rep.application(app)), "applications/$entity", "microsoft.graph.application")
 }
 
-func (t *Tenant) upsertApplication(req *request, key entityKey) answer {
+// appWrite checks what every write to an application needs (a role that may write applications, no
+// query options) and parses its body.
+func (t *Tenant) appWrite(req *request) (appPatch, *answer) {
 	c := req.claims
 	if !c.hasRole(graphWriteRoles...) && !c.hasRole(RoleApplicationReadWriteOwnedBy) {
-		return denied(req)
+		ans := denied(req)
+		return appPatch{}, &ans
 	}
 	if ans := t.checkQuery(req); ans != nil {
-		return *ans
+		return appPatch{}, ans
 	}
-	p, bad := t.parseAppPatch(req)
+	return t.parseAppPatch(req)
+}
+
+func (t *Tenant) upsertApplication(req *request, key entityKey) answer {
+	c := req.claims
+	p, bad := t.appWrite(req)
 	if bad != nil {
 		return *bad
 	}
@@ -119,13 +134,7 @@ func (t *Tenant) upsertApplication(req *request, key entityKey) answer {
 
 func (t *Tenant) updateApplication(req *request, key entityKey) answer {
 	c := req.claims
-	if !c.hasRole(graphWriteRoles...) && !c.hasRole(RoleApplicationReadWriteOwnedBy) {
-		return denied(req)
-	}
-	if ans := t.checkQuery(req); ans != nil {
-		return *ans
-	}
-	p, bad := t.parseAppPatch(req)
+	p, bad := t.appWrite(req)
 	if bad != nil {
 		return *bad
 	}

@@ -6,26 +6,22 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ---- service principals ----
 
 // findSP looks a service principal up by key; invisible ones only when all is set.
 func (t *Tenant) findSP(key entityKey, all bool) *ServicePrincipal {
-	for i := range t.state.ServicePrincipals {
-		sp := &t.state.ServicePrincipals[i]
-		var match bool
+	return find(t.state.ServicePrincipals, all, func(sp *ServicePrincipal) (bool, time.Time) {
 		switch key.prop {
 		case "id":
-			match = strings.EqualFold(sp.ID, key.value)
+			return strings.EqualFold(sp.ID, key.value), sp.VisibleAt
 		case "appId":
-			match = strings.EqualFold(sp.AppID, key.value)
+			return strings.EqualFold(sp.AppID, key.value), sp.VisibleAt
 		}
-		if match && (all || visible(sp.VisibleAt)) {
-			return sp
-		}
-	}
-	return nil
+		return false, sp.VisibleAt
+	})
 }
 
 func (t *Tenant) getServicePrincipal(req *request, key entityKey) answer {

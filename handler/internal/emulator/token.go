@@ -83,15 +83,7 @@ func canonicalResource(resource string) (string, bool) {
 func issuer(tenantID string) string { return "https://sts.windows.net/" + tenantID + "/" }
 
 // signToken encodes and signs c as a JWT.
-func signToken(c claims) string {
-	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	payload, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // claims always marshal
-	}
-	signed := header + "." + base64.RawURLEncoding.EncodeToString(payload)
-	return signed + "." + base64.RawURLEncoding.EncodeToString(mac(signed))
-}
+func signToken(c claims) string { return signJWT(c) }
 
 func mac(s string) []byte {
 	h := hmac.New(sha256.New, signingKey())

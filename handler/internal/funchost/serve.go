@@ -126,9 +126,7 @@ type secretExpirer interface {
 // the current secret expire in N days (default 20, inside the default renewal window), so that a renewal
 // can be shown without waiting months.
 func (h *Host) expireSecret(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST /admin/emulator/expire-secret?days=N moves the current secret's expiry", http.StatusMethodNotAllowed)
+	if !postOnly(w, r, "POST /admin/emulator/expire-secret?days=N moves the current secret's expiry") {
 		return
 	}
 	ex, ok := h.tenant.(secretExpirer)
@@ -145,14 +143,7 @@ func (h *Host) expireSecret(w http.ResponseWriter, r *http.Request) {
 		}
 		days = n
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = h.env.get("APPREG_SECRET_NAME")
-	}
-	if name == "" {
-		name = "AppConfig--AuthConfig--ApplicationKey"
-	}
-	keyID, err := ex.ExpireSecret(name, time.Duration(days)*24*time.Hour)
+	keyID, err := ex.ExpireSecret(h.secretName(r), time.Duration(days)*24*time.Hour)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
@@ -160,6 +151,28 @@ func (h *Host) expireSecret(w http.ResponseWriter, r *http.Request) {
 	h.logf("emulated tenant: the current secret (keyId %s) now expires in %d days", keyID, days)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"keyId": keyID, "expiresInDays": days})
+}
+
+// postOnly answers 405 with usage to anything but a POST, and tells whether the request is one.
+func postOnly(w http.ResponseWriter, r *http.Request, usage string) bool {
+	if r.Method == http.MethodPost {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodPost)
+	http.Error(w, usage, http.StatusMethodNotAllowed)
+	return false
+}
+
+// secretName is the secret an emulator admin call is about: ?name=, else APPREG_SECRET_NAME, else the
+// contract's default.
+func (h *Host) secretName(r *http.Request) string {
+	if name := r.URL.Query().Get("name"); name != "" {
+		return name
+	}
+	if name := h.env.get("APPREG_SECRET_NAME"); name != "" {
+		return name
+	}
+	return "AppConfig--AuthConfig--ApplicationKey"
 }
 
 // secretTamperer is the emulated tenant's TamperSecret.
@@ -171,9 +184,7 @@ type secretTamperer interface {
 // value as the secret's new version (the tags still right), as an admin pasting the wrong value would, so
 // that the sign-in check can be shown catching it.
 func (h *Host) tamperSecret(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST /admin/emulator/tamper-secret stores a wrong value as the secret's new version", http.StatusMethodNotAllowed)
+	if !postOnly(w, r, "POST /admin/emulator/tamper-secret stores a wrong value as the secret's new version") {
 		return
 	}
 	tt, ok := h.tenant.(secretTamperer)
@@ -181,13 +192,7 @@ func (h *Host) tamperSecret(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not running on the emulated tenant: a real vault is not tampered with", http.StatusConflict)
 		return
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = h.env.get("APPREG_SECRET_NAME")
-	}
-	if name == "" {
-		name = "AppConfig--AuthConfig--ApplicationKey"
-	}
+	name := h.secretName(r)
 	keyID, err := tt.TamperSecret(name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusConflict)
