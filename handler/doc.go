@@ -35,10 +35,12 @@ The rest:
     Entra ID's token service and ARM, served over HTTPS with a throwaway CA and reached through an HTTPS
     proxy, so the production binary and the real SDK clients run unchanged against it (SSL_CERT_FILE,
     HTTPS_PROXY, IDENTITY_ENDPOINT). Its switches model what real Azure does (reference section 8).
-    emulator/emulatortest starts one for in-process tests.
+    emulator/emulatortest is the tests' one home: it starts a tenant, holds the invariants (the one test
+    oracle), the secret-hygiene scan, and (report) the tables of RELIABILITY.md.
   - funchost is a small local Functions host (cmd/funchost) for make run and the black-box tests (e2e): it
     starts bin/handler as the host does, forwards /api/..., and fires the timers.
-  - cmd/bench measures; pack builds the deployment zip (cmd/pack).
+  - cmd/bench measures and writes BENCHMARKS.md's tables, cmd/reldoc writes RELIABILITY.md's (both through
+    docsection); pack builds the deployment zip (cmd/pack).
 
 Only the graph package imports msgraph-sdk-go: its cold build costs minutes and gigabytes, and every
 other package, test binaries included, stays free of it.
