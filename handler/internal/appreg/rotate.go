@@ -37,15 +37,18 @@ func (e *Engine) Rotate(ctx context.Context) (RotateResult, error) {
 	ctx = logctx.With(ctx, log)
 
 	state, _ := e.settings.secretState(o, e.now())
+	reason := state.String()
 	if state == SecretDeleted {
+		// The name can be written again only once the secret is recovered. Then it is renewed, as the
+		// contract says of a deleted secret: whoever deleted it may have had a reason (a leak), and the
+		// recovered versions stay for the overlap rule.
 		if err := e.recoverSecret(ctx, o); err != nil {
 			return res, err
 		}
 		res.Changes = append(res.Changes, fmt.Sprintf("Key Vault secret %s recovered from soft delete, with all its versions", e.settings.SecretName))
-		state, _ = e.settings.secretState(o, e.now())
 	}
 	if state != SecretCurrent {
-		res.Renewed, res.Reason = true, state.String()
+		res.Renewed, res.Reason = true, reason
 		cred, v, err := e.newSecret(ctx, o.App, false, true)
 		if err != nil {
 			return res, err

@@ -399,3 +399,52 @@ func TestPasswordsForbiddenByPolicy(t *testing.T) {
 		t.Errorf("Key Vault holds %d versions, want none", len(sec.Versions))
 	}
 }
+
+// TestAssignmentsFromALaggingReplica: a process that knows nothing yet reads the service principal from
+// one replica and lists its assignments from another that does not know it (404, as a lagging replica
+// answers): that is no assignment seen yet, not a failure, and the read again finds them all.
+func TestAssignmentsFromALaggingReplica(t *testing.T) {
+	t.Parallel()
+	tenant := newTenant(t, emulator.Options{})
+	if status, body, err := startOn(t, tenant, nil).provision(); err != nil || status != http.StatusCreated {
+		t.Fatalf("provision: %d %s %v", status, body, err)
+	}
+	s := tenant.Snapshot()
+	sp := s.ServicePrincipalByAppID(s.Application("scepman").AppID).ID
+	tenant.AddFault(emulator.Fault{Service: emulator.ServiceGraph, Operation: emulator.OpListAppRoleAssignments, Status: http.StatusNotFound,
+		Code: "Request_ResourceNotFound", Message: "Resource '" + sp + "' does not exist or one of its queried reference-property objects are not present."})
+	tenant.ResetStats()
+	fresh := startOn(t, tenant, nil)
+	status, body, err := send(http.MethodGet, fresh.host.URL()+"/api/status", "", nil, false)
+	var st statusResponse
+	if err != nil || status != http.StatusOK || json.Unmarshal(body, &st) != nil || !st.Compliant {
+		t.Errorf("status of a fresh process whose assignment list met a lagging replica: %d %s %v, want 200 and compliant", status, body, err)
+	}
+	if got := tenant.Stats().FaultsFired; got != 1 {
+		t.Errorf("%d faults fired, want 1: the test proves nothing", got)
+	}
+	checkExact(t, tenant, 1, 1)
+}
+
+// TestRotateRecoversASoftDeletedSecret: the rotate timer meets a soft-deleted secret. It recovers it with
+// all its versions (waiting out ObjectIsBeingRecovered), then renews it, as the contract says of a deleted
+// secret; the recovered version's credential stays for the overlap.
+func TestRotateRecoversASoftDeletedSecret(t *testing.T) {
+	t.Parallel()
+	a, p := provisioned(t, setup{})
+	if err := a.tenant.DeleteSecret(secretName); err != nil {
+		t.Fatal(err)
+	}
+	a.tenant.SetRecoveryDelay(2 * time.Second)
+	status, res := a.rotate()
+	if status != http.StatusOK || !res.Renewed || res.Reason != "secret deleted" {
+		t.Fatalf("rotate of a soft-deleted secret: %d renewed=%v (%s), want 200 and a renewal because it was deleted", status, res.Renewed, res.Reason)
+	}
+	if !slices.ContainsFunc(res.Changes, func(c string) bool { return strings.Contains(c, "recovered") }) {
+		t.Errorf("changes %v do not say that the secret was recovered", res.Changes)
+	}
+	if a.tenant.Snapshot().Application("scepman").PasswordCredential(p.Secret.KeyID) == nil {
+		t.Error("the recovered version's credential was removed at once; it must stay for the overlap")
+	}
+	checkExact(t, a.tenant, 2, 2)
+}

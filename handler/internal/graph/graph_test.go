@@ -429,6 +429,26 @@ func TestForbiddenNamesTheCause(t *testing.T) {
 	}
 }
 
+// TestForbiddenWithApplicationReadWriteAll: an identity that holds Application.ReadWrite.All manages every
+// application, owned or not, so a 403 on a write to one is not about ownership: the error must not guess
+// that it is.
+func TestForbiddenWithApplicationReadWriteAll(t *testing.T) {
+	ctx := ctxFor(t)
+	ten := emulatortest.Start(t, emulator.Options{GraphRoles: []string{emulator.RoleApplicationReadWriteOwnedBy,
+		emulator.RoleApplicationReadWriteAll, emulator.RoleAppRoleAssignmentReadWriteAll}})
+	d := newDirectory(t, ten, nil)
+	ten.AddFault(emulator.Fault{Service: emulator.ServiceGraph, Operation: emulator.OpUpsertApplication, Status: http.StatusForbidden,
+		Code: "Authorization_RequestDenied", Message: "Insufficient privileges to complete the operation."})
+	_, err := d.UpsertApplication(ctx, "scepman", level0Spec("SCEPman"))
+	var se *appreg.ServiceError
+	if !errors.Is(err, appreg.ErrForbidden) || !errors.As(err, &se) {
+		t.Fatalf("err = %v, want ErrForbidden", err)
+	}
+	if se.Advice != "" || strings.Contains(err.Error(), "does not own") {
+		t.Errorf("ServiceError advice %q; want none: the identity holds %s", se.Advice, emulator.RoleApplicationReadWriteAll)
+	}
+}
+
 // row is one case of TestErrorClassification.
 type row struct {
 	name string
