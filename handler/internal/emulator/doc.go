@@ -97,7 +97,8 @@
 // the client-credentials grant (POST /{tenant}/oauth2/v2.0/token, OpLoginToken) with client_id,
 // client_secret and scope {resource}/.default, where resource is a service principal's appId, one of its ServicePrincipalNames (Microsoft Graph:
 // https://graph.microsoft.com; Intune API: https://api.manage.microsoft.com/) or its application's
-// identifierUris. A tenant other than the tenant's id answers 400 invalid_tenant AADSTS90002.
+// identifierUris. A tenant the emulated world does not have (see "Several tenants") answers 400
+// invalid_tenant AADSTS90002; each tenant signs in from its own directory.
 //
 // A token is issued only for a replicated application (else 400 unauthorized_client AADSTS700016) with a
 // service principal (else 401 invalid_client AADSTS7000229) that is enabled (else 400 unauthorized_client
@@ -108,8 +109,56 @@
 // error_codes, timestamp, trace_id, correlation_id, error_uri. The token is a v1.0 JWT signed like every
 // other token (aud = the resource as requested, iss https://sts.windows.net/{tid}/, appid, oid and sub =
 // the client's service principal, idtyp app) whose roles claim lists the values of the client's app role
-// assignments on the resource (left out when there are none); it is recorded in IssuedSecrets. A
-// client_assertion (federated credentials) and other grant types are not served yet: 400, kept in Unknown.
+// assignments on the resource (left out when there are none); it is recorded in IssuedSecrets. The
+// client_assertion grant is described under "Several tenants"; other grant types, other assertion types,
+// and a client_secret together with a client_assertion are not served: 400, kept in Unknown.
+//
+// # Several tenants
+//
+// The emulated world has a home tenant (Options.TenantID: the managed identity's, the vault's) and any
+// number of customers' tenants, added with AddTenant (seeded like the home tenant, with Microsoft Graph and,
+// unless noIntune, the Intune API service principals, without the managed identity). Each tenant has a
+// directory of its own: a Graph request is served from the directory of its bearer token's tid (a token of
+// a tenant the world does not have is 401), a token service request from the tenant in its path; Key
+// Vault, ARM and the managed identity endpoint are the home tenant's. Snapshot and Mutate are the home
+// tenant's state (its directory and the vault); SnapshotOf and MutateTenant any tenant's (only the home
+// tenant's holds Secrets); Tenants lists them. The handlers run with t.state pointed at the request's
+// directory (enter, in execute) and the home directory otherwise.
+//
+// Across tenants without a secret (reference section 8): the managed identity endpoint issues a token for
+// resource api://AzureADTokenExchange (aud api://AzureADTokenExchange, iss FederatedIssuer(home) =
+// https://login.microsoftonline.com/{home}/v2.0, sub and oid the identity's object id, tid home, ver 2.0).
+// RegisterFederatedApp creates in the home tenant a multi-tenant application (AzureADMultipleOrgs) with a
+// federated identity credential that trusts that token (issuer FederatedIssuer(home), subject the
+// identity's object id, audience api://AzureADTokenExchange), and its service principal at home;
+// ConsentFederatedApp is an administrator of a tenant consenting to it: its service principal there
+// (appOwnerOrganizationId home) with the Graph application permissions given assigned.
+//
+// The token service accepts the client_assertion grant (grant_type client_credentials, client_id,
+// client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-bearer, client_assertion, scope
+// {resource}/.default), as azidentity's ClientAssertionCredential sends it, checked in this order:
+// the application (in the tenant's own directory, or a multi-tenant application of another tenant of the
+// world) with its service principal in the tenant, else 400 unauthorized_client AADSTS700016 "Application
+// with identifier '{appId}' was not found in the directory '{tenant}'. …" (the application is not
+// consented there; for an application of the tenant itself without a service principal, 401
+// invalid_client AADSTS7000229); the service principal enabled, else AADSTS7000112; the assertion a JWT
+// signed by the emulator, else 400 invalid_request AADSTS50027 "JWT token is invalid or malformed."; within
+// its lifetime, else 401 invalid_client AADSTS700024 "Client assertion is not within its valid time range.
+// Current time: …, assertion valid from …, expiry time of assertion …. …"; a federated identity credential
+// of the application whose issuer, subject and one audience equal the assertion's iss, sub and aud
+// (case-sensitive), else 400 invalid_request AADSTS70021 "No matching federated identity record found for
+// presented assertion. Assertion Issuer: '…'. Assertion Subject: '…'. Assertion Audience: '…'. …" (the
+// error field as in Azure/azure-workload-identity#616). The access token is the application token of its
+// service principal in the target tenant (tid and iss that tenant's, oid and sub the service principal,
+// roles its app role assignments there, appidacr 2), recorded in IssuedSecrets. The client-secret grant
+// works in every tenant, for applications of that tenant's directory.
+//
+// Faults per tenant: Fault.TenantID limits a fault to one tenant's requests (Graph by the token's tid,
+// the token service by its path; Key Vault, ARM and the managed identity belong to the home tenant).
+// SetTenantDown answers every Graph and token service request of a tenant with 503, Retry-After 0 and the
+// service's error body, after authentication and before any fault, until it is turned off; Key Vault,
+// ARM and the managed identity endpoint keep answering. SetLatency is global. Stats.ByTenant counts the
+// Graph and token service HTTP requests per tenant.
 //
 // # Faults
 //
@@ -125,7 +174,7 @@
 // # Stats
 //
 // Stats counts per service (HTTP requests; a $batch is one), per operation (batched requests one by
-// one), api-version values, site refreshes and fired faults. Writes counts write operations that
+// one), per tenant (Graph and the token service), api-version values, site refreshes and fired faults. Writes counts write operations that
 // passed authentication and were not stopped by a fault first (whatever their answer), Applied those
 // that changed the state, Challenges the 401 answers.
 //

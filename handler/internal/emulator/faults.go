@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // FaultKind is what a fault does to a request.
@@ -44,9 +45,13 @@ const Always = -1
 // Inside a $batch a status fault answers the one request it matches; a drop or hang fault that matches a
 // batched request drops or hangs the whole $batch.
 type Fault struct {
-	Service   string // ServiceGraph, ServiceKeyVault, ServiceIdentity, ServiceARM; "" = any
+	Service   string // ServiceGraph, ServiceKeyVault, ServiceIdentity, ServiceARM, ServiceLogin; "" = any
 	Operation string // an Op* name; "" = any operation of Service
-	Kind      FaultKind
+	// TenantID limits the fault to requests of that tenant (case-insensitive; "" = any): Graph requests
+	// whose token carries that tid, token service requests for it, and, for the home tenant, the Key
+	// Vault, ARM and managed identity requests, which all belong to it.
+	TenantID string
+	Kind     FaultKind
 	// Status of a FaultStatus: 429, 503, 500, or any other; 0 means 503.
 	Status int
 	// Code and Message of the error body; empty: a default per status ("TooManyRequests", …).
@@ -73,6 +78,9 @@ type Fault struct {
 
 func (f Fault) String() string {
 	s := fmt.Sprintf("%s/%s %s", orAny(f.Service), orAny(f.Operation), f.Kind)
+	if f.TenantID != "" {
+		s = "tenant " + f.TenantID + " " + s
+	}
 	if f.Kind == FaultStatus {
 		s += " " + strconv.Itoa(f.status())
 	}
@@ -139,8 +147,9 @@ func (t *Tenant) PendingFaults() []Fault {
 	return out
 }
 
-// takeFault returns the first fault that matches and fires for an operation in a phase. Runs under t.mu.
-func (t *Tenant) takeFault(service, op string, after bool) (Fault, bool) {
+// takeFault returns the first fault that matches and fires for an operation of a tenant ("" when the
+// request has none) in a phase. Runs under t.mu.
+func (t *Tenant) takeFault(service, op, tenant string, after bool) (Fault, bool) {
 	for _, e := range t.faults {
 		f := e.f
 		if e.left == 0 || f.After != after {
@@ -150,6 +159,9 @@ func (t *Tenant) takeFault(service, op string, after bool) (Fault, bool) {
 			continue
 		}
 		if f.Operation != "" && f.Operation != op {
+			continue
+		}
+		if f.TenantID != "" && !strings.EqualFold(f.TenantID, tenant) {
 			continue
 		}
 		if e.skip > 0 {

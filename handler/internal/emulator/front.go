@@ -182,8 +182,12 @@ func (t *Tenant) issueIdentityToken(req *request) answer {
 		Aud: aud, Iss: issuer(t.tenantID), Tid: t.tenantID, Oid: t.identityObjectID, Sub: t.identityObjectID,
 		AppID: t.identityClientID, Idtyp: "app", Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(), Ver: "1.0",
 	}
-	if aud == AudienceGraph {
+	switch aud {
+	case AudienceGraph:
 		c.Roles = append([]string(nil), t.graphRoles...)
+	case AudienceTokenExchange:
+		// The assertion of a federated identity credential: a v2.0 token of the identity's own tenant.
+		c.Iss, c.Ver = FederatedIssuer(t.tenantID), "2.0"
 	}
 	tok := signToken(c)
 	t.issue(tok)

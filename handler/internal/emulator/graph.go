@@ -108,7 +108,7 @@ func badRequest(req *request, code, message string) answer {
 
 // graphAuth checks the bearer token of a Graph request.
 func (t *Tenant) graphAuth(req *request) *answer {
-	c, err := verifyToken(bearerToken(req.header.Get("Authorization")), t.tenantID, AudienceGraph, time.Now())
+	c, err := t.verifyDirectoryToken(bearerToken(req.header.Get("Authorization")), AudienceGraph, time.Now())
 	if err == nil {
 		req.claims = c
 		return nil

@@ -110,7 +110,7 @@ func (t *Tenant) parseSPPatch(req *request, allowEmpty bool) (spPatch, *answer) 
 func (t *Tenant) newServicePrincipal(req *request, app *Application, p spPatch) answer {
 	sp := ServicePrincipal{
 		ID: NewGUID(), AppID: app.AppID, DisplayName: app.DisplayName, ServicePrincipalType: "Application",
-		AppOwnerOrganizationID: t.tenantID, AccountEnabled: true, Owners: []string{req.claims.Oid},
+		AppOwnerOrganizationID: t.dirID, AccountEnabled: true, Owners: []string{req.claims.Oid},
 		VisibleAt: t.visibleAt(),
 	}
 	p.apply(&sp)

@@ -104,10 +104,11 @@ func (t *Tenant) instanceDiscovery(req *request) answer {
 // openIDConfiguration answers GET /{tenant}/v2.0/.well-known/openid-configuration for the tenant's id.
 // Runs under t.mu.
 func (t *Tenant) openIDConfiguration(req *request, tenant string) answer {
-	if !strings.EqualFold(tenant, t.tenantID) {
+	d := t.dir(tenant)
+	if d == nil {
 		return tenantNotFound(req, tenant)
 	}
-	base := loginBase + "/" + t.tenantID
+	base := loginBase + "/" + d.id
 	return loginJSON(http.StatusOK, map[string]any{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
@@ -144,15 +145,17 @@ func tenantNotFound(req *request, tenant string) answer {
 // msalScopes are the scopes MSAL adds to every request; the client-credentials grant ignores them.
 var msalScopes = []string{"openid", "profile", "offline_access"}
 
-// loginToken answers POST /{tenant}/oauth2/v2.0/token. Only the client-credentials grant with a client
-// secret is served; the checks run in the order: request, client application, its credential, resource.
-// A client_assertion (federated credentials) is not served yet: 400, recorded in Unknown. Runs under t.mu.
+// loginToken answers POST /{tenant}/oauth2/v2.0/token for any tenant of the world, from its directory
+// (t.state, set by execute). Only the client-credentials grant is served, with a client secret or a
+// client assertion (federation.go); the checks run in the order: request, scope, client application, its
+// credential, resource. Runs under t.mu.
 func (t *Tenant) loginToken(req *request, tenant string) answer {
 	if req.method != http.MethodPost {
 		return loginError(req, http.StatusBadRequest, "invalid_request", 900561,
 			"The endpoint only accepts POST, OPTIONS requests. Received a "+req.method+" request.")
 	}
-	if !strings.EqualFold(tenant, t.tenantID) {
+	d := t.dir(tenant)
+	if d == nil {
 		return tenantNotFound(req, tenant)
 	}
 	form := url.Values{}
@@ -180,21 +183,28 @@ func (t *Tenant) loginToken(req *request, tenant string) answer {
 			return missing(p)
 		}
 	}
-	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
-		t.noteUnknownLocked("%s: client_assertion (not served by the emulated token service yet)", req.target())
-		return loginError(req, http.StatusBadRequest, "invalid_request", 0,
-			"The emulated token service does not serve client_assertion (federated credentials) yet; send client_secret.")
-	}
 	resource, ans := scopeResource(req, form.Get("scope"))
 	if ans != nil {
 		return *ans
 	}
 	clientID, secret := form.Get("client_id"), form.Get("client_secret")
-	if secret == "" {
+	assertion := form.Get("client_assertion") != "" || form.Get("client_assertion_type") != ""
+	var client *ServicePrincipal
+	acr := "1" // appidacr: the client authenticated with a secret
+	switch {
+	case assertion && secret != "":
+		t.noteUnknownLocked("%s: both client_secret and client_assertion (the emulated token service serves one or the other)", req.target())
+		return loginError(req, http.StatusBadRequest, "invalid_request", 0,
+			"The emulated token service takes either client_secret or client_assertion, not both.")
+	case assertion:
+		client, ans = t.assertionClient(req, d, clientID, form.Get("client_assertion_type"), form.Get("client_assertion"))
+		acr = "2" // a certificate or client assertion
+	case secret == "":
 		return loginError(req, http.StatusUnauthorized, "invalid_client", 7000218,
 			"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+	default:
+		client, ans = t.signInClient(req, tenant, clientID, secret)
 	}
-	client, ans := t.signInClient(req, tenant, clientID, secret)
 	if ans != nil {
 		return *ans
 	}
@@ -205,7 +215,7 @@ func (t *Tenant) loginToken(req *request, tenant string) answer {
 			" was not found in the tenant named "+tenant+". This can happen if the application has not been installed by the "+
 			"administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.")
 	}
-	tok := t.appToken(client, res, resource)
+	tok := t.appToken(client, res, resource, acr)
 	t.issue(tok)
 	secs := int(tokenLifetime/time.Second) - 1
 	return loginJSON(http.StatusOK, map[string]any{
@@ -256,7 +266,7 @@ func (t *Tenant) signInClient(req *request, tenant, clientID, secret string) (*S
 	sp := t.state.ServicePrincipalByAppID(app.AppID)
 	if sp == nil || !visible(sp.VisibleAt) {
 		return refuse(http.StatusUnauthorized, "invalid_client", 7000229, "The client application "+app.AppID+
-			" is missing service principal in the tenant "+t.tenantID+". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119")
+			" is missing service principal in the tenant "+t.dirID+". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119")
 	}
 	if !sp.AccountEnabled {
 		return refuse(http.StatusBadRequest, "unauthorized_client", 7000112, "Application '"+app.AppID+"'("+app.DisplayName+") is disabled.")
@@ -326,9 +336,10 @@ type appTokenClaims struct {
 	Ver      string   `json:"ver"`
 }
 
-// appToken issues the access token of a client for a resource: aud is the resource as requested, roles
-// the values of the client's (replicated) app role assignments on the resource. Runs under t.mu.
-func (t *Tenant) appToken(client, res *ServicePrincipal, resource string) string {
+// appToken issues the access token of a client of the current directory for a resource: aud is the
+// resource as requested, roles the values of the client's (replicated) app role assignments on the
+// resource, appidacr acr ("1" secret, "2" assertion). Runs under t.mu.
+func (t *Tenant) appToken(client, res *ServicePrincipal, resource, acr string) string {
 	var roles []string
 	for _, a := range t.state.AppRoleAssignments {
 		if !strings.EqualFold(a.PrincipalID, client.ID) || !strings.EqualFold(a.ResourceID, res.ID) || !visible(a.VisibleAt) {
@@ -341,9 +352,9 @@ func (t *Tenant) appToken(client, res *ServicePrincipal, resource string) string
 	}
 	now := time.Now()
 	return signJWT(appTokenClaims{
-		Aud: resource, Iss: issuer(t.tenantID), Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(tokenLifetime).Unix(),
-		AppID: client.AppID, AppIDAcr: "1", Idp: issuer(t.tenantID), Idtyp: "app", Oid: client.ID, Roles: roles,
-		Sub: client.ID, Tid: t.tenantID, Uti: newAssignmentID()[:22], Ver: "1.0",
+		Aud: resource, Iss: issuer(t.dirID), Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(tokenLifetime).Unix(),
+		AppID: client.AppID, AppIDAcr: acr, Idp: issuer(t.dirID), Idtyp: "app", Oid: client.ID, Roles: roles,
+		Sub: client.ID, Tid: t.dirID, Uti: newAssignmentID()[:22], Ver: "1.0",
 	})
 }
 

@@ -220,6 +220,13 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, service string) {
 		writeAnswer(w, *ans)
 		return
 	}
+	if tenantScoped(service) {
+		t.mu.Lock()
+		if d := t.requestTenant(req); d != nil {
+			t.stats.ByTenant[d.id]++
+		}
+		t.mu.Unlock()
+	}
 	if err := req.decodeBody(); err != nil {
 		ans := t.bodyError(req, err)
 		t.finish(req, ans)
@@ -244,10 +251,21 @@ func (t *Tenant) bodyError(req *request, err error) answer {
 	return t.errorAnswer(req, http.StatusBadRequest, code, "The request body could not be decoded: "+err.Error()+".")
 }
 
-// execute applies faults before and after the handler. A drop or hang fault does not return.
+// execute answers for a tenant that is down (SetTenantDown), applies faults before and after the
+// handler, and runs the handler in the request's directory. A drop or hang fault does not return.
 func (t *Tenant) execute(req *request, rt route) answer {
 	t.mu.Lock()
-	f, ok := t.takeFault(req.service, rt.op, false)
+	d := t.requestTenant(req)
+	tenant := ""
+	if d != nil {
+		tenant = d.id
+	}
+	if d != nil && d.down && tenantScoped(req.service) {
+		t.mu.Unlock()
+		t.logf("emulator: tenant %s is down: 503 for %s", tenant, rt.op)
+		return t.faultAnswer(req, Fault{Status: 503})
+	}
+	f, ok := t.takeFault(req.service, rt.op, tenant, false)
 	t.mu.Unlock()
 	if ok && f.Kind == FaultHook {
 		f.Hook(t)
@@ -261,6 +279,7 @@ func (t *Tenant) execute(req *request, rt route) answer {
 		func() {
 			t.mu.Lock()
 			defer t.mu.Unlock()
+			defer t.enter(t.requestTenant(req))()
 			if rt.write {
 				t.stats.service(req.service, func(s *ServiceStats) { s.Writes++ })
 				t.stats.op(rt.op, func(o *OpStats) { o.Writes++ })
@@ -273,7 +292,7 @@ func (t *Tenant) execute(req *request, rt route) answer {
 		}()
 	}
 	t.mu.Lock()
-	f, ok = t.takeFault(req.service, rt.op, true)
+	f, ok = t.takeFault(req.service, rt.op, tenant, true)
 	t.mu.Unlock()
 	if ok && f.Kind == FaultHook {
 		f.Hook(t)

@@ -36,6 +36,16 @@ const IntuneSCEPChallengeRoleID = "39d724e8-6a34-4930-9a36-364082c35716"
 
 // seed fills the state of a new tenant: the resource service principals and the identity's.
 func (t *Tenant) seed(noIntune bool) {
+	seedResources(t.state, noIntune)
+	t.state.ServicePrincipals = append(t.state.ServicePrincipals, ServicePrincipal{
+		ID: t.identityObjectID, AppID: t.identityClientID, DisplayName: "appreg-function",
+		ServicePrincipalType: "ManagedIdentity", AccountEnabled: true,
+	})
+}
+
+// seedResources adds the resource service principals every directory has: Microsoft Graph and, unless
+// noIntune, the Microsoft Intune API.
+func seedResources(s *State, noIntune bool) {
 	graph := ServicePrincipal{
 		ID: NewGUID(), AppID: GraphAppID, DisplayName: "Microsoft Graph", ServicePrincipalType: "Application",
 		AppOwnerOrganizationID: "f8cdef31-a31e-4b4a-93e4-5f571e91255a", AccountEnabled: true,
@@ -47,9 +57,9 @@ func (t *Tenant) seed(noIntune bool) {
 			AllowedMemberTypes: []string{"Application"}, IsEnabled: true,
 		})
 	}
-	t.state.ServicePrincipals = append(t.state.ServicePrincipals, graph)
+	s.ServicePrincipals = append(s.ServicePrincipals, graph)
 	if !noIntune {
-		t.state.ServicePrincipals = append(t.state.ServicePrincipals, ServicePrincipal{
+		s.ServicePrincipals = append(s.ServicePrincipals, ServicePrincipal{
 			ID: NewGUID(), AppID: IntuneAPIAppID, DisplayName: "Microsoft Intune API", ServicePrincipalType: "Application",
 			AppOwnerOrganizationID: "f8cdef31-a31e-4b4a-93e4-5f571e91255a", AccountEnabled: true,
 			ServicePrincipalNames: []string{IntuneAPIAppID, AudienceIntuneAPI},
@@ -59,10 +69,6 @@ func (t *Tenant) seed(noIntune bool) {
 			}},
 		})
 	}
-	t.state.ServicePrincipals = append(t.state.ServicePrincipals, ServicePrincipal{
-		ID: t.identityObjectID, AppID: t.identityClientID, DisplayName: "appreg-function",
-		ServicePrincipalType: "ManagedIdentity", AccountEnabled: true,
-	})
 }
 
 // NewGUID returns a random (version 4) GUID in lower case.

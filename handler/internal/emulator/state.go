@@ -37,9 +37,12 @@ type Application struct {
 	IdentifierURIs         []string
 	RequiredResourceAccess []RequiredResourceAccess
 	PasswordCredentials    []PasswordCredential
-	Owners                 []string // object ids of the owners (the creator)
-	CreatedDateTime        time.Time
-	DeletedDateTime        time.Time // set on DeletedApplications
+	// FederatedIdentityCredentials are the external tokens the application accepts as client assertions
+	// (RegisterFederatedApp: the managed identity's).
+	FederatedIdentityCredentials []FederatedIdentityCredential
+	Owners                       []string // object ids of the owners (the creator)
+	CreatedDateTime              time.Time
+	DeletedDateTime              time.Time // set on DeletedApplications
 	// VisibleAt is when the object has replicated (wall clock); zero: visible.
 	VisibleAt time.Time
 }
@@ -67,6 +70,18 @@ type PasswordCredential struct {
 	VisibleAt     time.Time
 	// AddedAt is when addPassword added it (wall clock), for the sign-in acceptance delay; zero: long ago.
 	AddedAt time.Time
+}
+
+// FederatedIdentityCredential is a federated identity credential of an application: a token whose iss
+// and sub are Issuer and Subject and whose aud is one of Audiences signs the application in (matched
+// case-sensitively, as Entra does).
+type FederatedIdentityCredential struct {
+	ID          string
+	Name        string
+	Issuer      string
+	Subject     string
+	Audiences   []string
+	Description string
 }
 
 // ServicePrincipal is a Graph service principal.
@@ -291,6 +306,10 @@ func cloneApps(apps []Application) []Application {
 		a.IdentifierURIs = slices.Clone(a.IdentifierURIs)
 		a.Owners = slices.Clone(a.Owners)
 		a.PasswordCredentials = slices.Clone(a.PasswordCredentials)
+		a.FederatedIdentityCredentials = slices.Clone(a.FederatedIdentityCredentials)
+		for j := range a.FederatedIdentityCredentials {
+			a.FederatedIdentityCredentials[j].Audiences = slices.Clone(a.FederatedIdentityCredentials[j].Audiences)
+		}
 		a.RequiredResourceAccess = slices.Clone(a.RequiredResourceAccess)
 		for j := range a.RequiredResourceAccess {
 			a.RequiredResourceAccess[j].ResourceAccess = slices.Clone(a.RequiredResourceAccess[j].ResourceAccess)
@@ -319,6 +338,11 @@ func (s *State) normalize() {
 			}
 			p.StartDateTime = utcSeconds(p.StartDateTime)
 			p.EndDateTime = utcSeconds(p.EndDateTime)
+		}
+		for j := range a.FederatedIdentityCredentials {
+			if a.FederatedIdentityCredentials[j].ID == "" {
+				a.FederatedIdentityCredentials[j].ID = NewGUID()
+			}
 		}
 		a.CreatedDateTime = utcSeconds(a.CreatedDateTime)
 		a.DeletedDateTime = utcSeconds(a.DeletedDateTime)

@@ -57,6 +57,10 @@ type Stats struct {
 	SiteRefreshes map[string]int
 	// FaultsFired counts injected faults that fired.
 	FaultsFired int
+	// ByTenant counts the Graph and token service HTTP requests per tenant id (a $batch is one): Graph
+	// requests whose token passed authentication, by its tid; token service requests that name a tenant
+	// of the world in their path.
+	ByTenant map[string]int
 }
 
 // ServiceStats are the counters of one service.
@@ -89,6 +93,7 @@ func newStats() Stats {
 		Ops:           map[string]OpStats{},
 		APIVersions:   map[string]int{},
 		SiteRefreshes: map[string]int{},
+		ByTenant:      map[string]int{},
 	}
 }
 
@@ -99,6 +104,7 @@ func (s Stats) clone() Stats {
 		APIVersions:   maps.Clone(s.APIVersions),
 		SiteRefreshes: maps.Clone(s.SiteRefreshes),
 		FaultsFired:   s.FaultsFired,
+		ByTenant:      maps.Clone(s.ByTenant),
 	}
 	for k, v := range s.Ops {
 		v.Statuses = maps.Clone(v.Statuses)

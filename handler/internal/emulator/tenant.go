@@ -96,8 +96,12 @@ type Tenant struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 
-	mu                  sync.Mutex // guards everything below
-	state               State
+	mu sync.Mutex // guards everything below
+	// state is the directory the running handler serves: the home tenant's (dirs[home]) except while a
+	// Graph or token service handler of another tenant runs (execute, directory.go). dirID is its tenant id.
+	state               *State
+	dirID               string
+	dirs                map[string]*directory // by lower-cased tenant id, the home tenant included
 	graphRoles          []string
 	vaultRoles          []string
 	replicationDelay    time.Duration
@@ -163,6 +167,9 @@ func Start(opts Options) (*Tenant, error) {
 	}
 	t.vaultHost = t.vaultName + VaultSuffix
 	t.issued = append(t.issued, t.identityHeader)
+	home := &directory{id: t.tenantID, state: &State{}}
+	t.dirs = map[string]*directory{strings.ToLower(t.tenantID): home}
+	t.state, t.dirID = home.state, home.id
 	t.seed(opts.NoIntune)
 
 	ca, err := newCertAuthority([]string{GraphHost, vaultPattern, ARMHost, ARMHostUSGov, LoginHost})
@@ -285,20 +292,23 @@ func (t *Tenant) Env(caFile string) map[string]string {
 	}
 }
 
-// Snapshot returns a deep copy of the state, invisible (not yet replicated) objects included.
+// Snapshot returns a deep copy of the home tenant's state (its directory and the vault), invisible (not
+// yet replicated) objects included. SnapshotOf returns another tenant's.
 func (t *Tenant) Snapshot() State {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.state.clone()
+	return t.homeDir().state.clone()
 }
 
-// Mutate runs fn on the live state under the tenant's lock (drift set-up). Do not keep the pointer.
-// Empty ids, key ids and versions that fn leaves are filled in afterwards.
+// Mutate runs fn on the home tenant's live state under the tenant's lock (drift set-up). Do not keep the
+// pointer. Empty ids, key ids and versions that fn leaves are filled in afterwards. MutateTenant changes
+// another tenant's.
 func (t *Tenant) Mutate(fn func(s *State)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fn(&t.state)
-	t.state.normalize()
+	s := t.homeDir().state
+	fn(s)
+	s.normalize()
 }
 
 // Stats returns a copy of the counters.

@@ -93,7 +93,8 @@ func (t *Tenant) SetSite(id string, status int) {
 
 // ExpireSecret stands in for the passing of time on a running emulated tenant: it moves the end of the
 // credential that the current version of the secret names, and that version's exp, to now+in (as if the
-// secret had been created that much earlier). It returns the credential's keyId. It is how `make run`
+// secret had been created that much earlier); the credential may be in any tenant of the world (an
+// instance in a customer's tenant keeps its secret in the home vault). It returns the credential's keyId. It is how `make run`
 // shows a renewal without waiting months.
 func (t *Tenant) ExpireSecret(name string, in time.Duration) (string, error) {
 	t.mu.Lock()
@@ -105,11 +106,11 @@ func (t *Tenant) ExpireSecret(name string, in time.Duration) (string, error) {
 	cur := sec.Current()
 	keyID := cur.Tags["keyId"]
 	var cred *PasswordCredential
-	for i := range t.state.Applications {
-		if c := t.state.Applications[i].PasswordCredential(keyID); c != nil {
+	t.eachApplication(func(a *Application) {
+		if c := a.PasswordCredential(keyID); c != nil {
 			cred = c
 		}
-	}
+	})
 	if cred == nil {
 		return "", fmt.Errorf("no application holds credential %q, which secret %q names", keyID, name)
 	}
@@ -132,17 +133,28 @@ func (t *Tenant) TamperSecret(name string) (string, error) {
 	}
 	cur := *sec.Current()
 	keyID := cur.Tags["keyId"]
-	for i := range t.state.Applications {
-		if c := t.state.Applications[i].PasswordCredential(keyID); c != nil {
+	t.eachApplication(func(a *Application) {
+		if c := a.PasswordCredential(keyID); c != nil {
 			if hourAgo := t.now().Add(-time.Hour); c.StartDateTime.After(hourAgo) {
 				c.StartDateTime = hourAgo
 			}
 			c.AddedAt = time.Time{}
 		}
-	}
+	})
 	now := t.now()
 	cur.Version, cur.Value, cur.Created, cur.Updated, cur.Tags = newSecretVersion(), "tampered-"+newSecretText(), now, now, maps.Clone(cur.Tags)
 	sec.Versions = append(sec.Versions, cur)
 	t.issue(cur.Value)
 	return keyID, nil
+}
+
+// eachApplication runs fn on every active application of every tenant of the world, the home tenant's
+// first. Runs under t.mu.
+func (t *Tenant) eachApplication(fn func(*Application)) {
+	home := t.homeDir()
+	for _, d := range append([]*directory{home}, t.otherDirs()...) {
+		for i := range d.state.Applications {
+			fn(&d.state.Applications[i])
+		}
+	}
 }

@@ -21,6 +21,9 @@ const (
 	// AudienceARMUSGov is Azure Government's ARM: the emulator answers ARM at ARMHostUSGov too, with
 	// tokens for this audience.
 	AudienceARMUSGov = "https://management.usgovcloudapi.net"
+	// AudienceTokenExchange is the audience of the managed identity's token that a federated identity
+	// credential accepts as a client assertion (resource api://AzureADTokenExchange).
+	AudienceTokenExchange = "api://AzureADTokenExchange"
 )
 
 // tokenLifetime is how long an access token is valid.
@@ -76,11 +79,18 @@ func canonicalResource(resource string) (string, bool) {
 		return AudienceARM, true
 	case AudienceARMUSGov, "https://management.core.usgovcloudapi.net":
 		return AudienceARMUSGov, true
+	case "api://azureadtokenexchange":
+		return AudienceTokenExchange, true
 	}
 	return "", false
 }
 
 func issuer(tenantID string) string { return "https://sts.windows.net/" + tenantID + "/" }
+
+// FederatedIssuer is the issuer (iss) of a tenant's v2.0 tokens, https://login.microsoftonline.com/{tenant}/v2.0:
+// the managed identity's token for api://AzureADTokenExchange carries it, and a federated identity
+// credential that trusts the identity names it.
+func FederatedIssuer(tenantID string) string { return loginBase + "/" + tenantID + "/v2.0" }
 
 // signToken encodes and signs c as a JWT.
 func signToken(c claims) string { return signJWT(c) }
@@ -113,6 +123,32 @@ func bearerToken(header string) string {
 
 // verifyToken checks a JWT signed by the emulator for the tenant and the audience.
 func verifyToken(raw, tenantID, audience string, now time.Time) (*claims, error) {
+	c, err := parseToken(raw)
+	if err != nil {
+		return nil, err
+	}
+	return checkClaims(c, tenantID, audience, now)
+}
+
+// verifyDirectoryToken is verifyToken for a token of any tenant of the world (Graph serves each tenant
+// from its own directory). It takes t.mu.
+func (t *Tenant) verifyDirectoryToken(raw, audience string, now time.Time) (*claims, error) {
+	c, err := parseToken(raw)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	d := t.dir(c.Tid)
+	t.mu.Unlock()
+	tenantID := "not a tenant of the emulated world"
+	if d != nil {
+		tenantID = d.id
+	}
+	return checkClaims(c, tenantID, audience, now)
+}
+
+// parseToken checks the form and the signature of a JWT signed by the emulator and returns its claims.
+func parseToken(raw string) (*claims, error) {
 	if raw == "" {
 		return nil, errTokenMissing
 	}
@@ -145,6 +181,11 @@ func verifyToken(raw, tenantID, audience string, now time.Time) (*claims, error)
 	if err := json.Unmarshal(pb, &c); err != nil {
 		return nil, errTokenMalformed
 	}
+	return &c, nil
+}
+
+// checkClaims checks a token's audience, tenant and issuer, and lifetime.
+func checkClaims(c *claims, tenantID, audience string, now time.Time) (*claims, error) {
 	if strings.TrimSuffix(c.Aud, "/") != audience {
 		return nil, fmt.Errorf("%w: %q", errTokenAudience, c.Aud)
 	}
@@ -157,5 +198,5 @@ func verifyToken(raw, tenantID, audience string, now time.Time) (*claims, error)
 	if now.Unix() < c.Nbf-300 { // five minutes of clock skew, as Entra allows
 		return nil, errTokenNotYet
 	}
-	return &c, nil
+	return c, nil
 }

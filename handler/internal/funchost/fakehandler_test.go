@@ -59,7 +59,7 @@ func runFakeHandler() int {
 		e := echo(r)
 		if r.URL.Path == "/api/env" {
 			e.Env = map[string]string{}
-			for _, k := range []string{"APPREG_KEY_VAULT_URL", "SSL_CERT_FILE", "FROM_LOCAL", "OVERRIDE", "FUNCTIONS_CUSTOMHANDLER_PORT"} {
+			for _, k := range []string{"APPREG_KEY_VAULT_URL", "SSL_CERT_FILE", "FROM_LOCAL", "OVERRIDE", "FUNCTIONS_CUSTOMHANDLER_PORT", envFederatedAppID} {
 				e.Env[k] = os.Getenv(k)
 			}
 			if b, err := os.ReadFile(os.Getenv("SSL_CERT_FILE")); err == nil {

@@ -15,7 +15,17 @@
 //     (package hostproto) to /<name>, and prints one line per invocation.
 //
 // Without APPREG_KEY_VAULT_URL in the settings it runs the handler on an emulated tenant (Options.NewTenant,
-// wired to package emulator by cmd/funchost) and says so.
+// wired to package emulator by cmd/funchost) and says so. When APPREG_INSTANCES then names instances in
+// tenants other than the emulated managed identity's own, the emulated world grows (World): each such
+// tenant is added, a multi-tenant application that trusts the managed identity is registered and
+// consented there with FederatedRoles, its client id is passed to the handler as APPREG_FEDERATED_APP_ID,
+// and one line per tenant says which instances live there. The instances share the emulated vault, so
+// each needs its own secretName.
+//
+// For example (one instance at home, one in a customer's tenant):
+//
+//	APPREG_INSTANCES='[{"name":"msp","secretName":"msp-key"},
+//	  {"name":"contoso","tenantId":"3f2e1d0c-9b8a-4765-8432-10fedcba9876","secretName":"contoso-key"}]' make run
 package funchost
 
 import (
@@ -257,6 +267,7 @@ func (h *Host) chooseTenant() error {
 		h.env.set(k, te[k])
 	}
 	h.logf("no %s: running on the embedded EMULATED tenant (tenant %s, vault %s); nothing reaches Azure", envVaultURL, t.TenantID(), t.VaultURL())
+	h.setUpInstances(t)
 	return nil
 }
 

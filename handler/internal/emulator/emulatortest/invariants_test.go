@@ -243,3 +243,42 @@ type recorder struct {
 func (r *recorder) Error(args ...any) { r.errors = append(r.errors, fmt.Sprint(args...)) }
 
 func (r *recorder) Helper() {}
+
+// TestStateOf: an instance in another tenant is checked against that tenant's directory and the home
+// tenant's vault.
+func TestStateOf(t *testing.T) {
+	ten := NewTenant(t, emulator.Options{})
+	customer := emulator.NewGUID()
+	if err := ten.AddTenant(customer, false); err != nil {
+		t.Fatal(err)
+	}
+	ten.MutateTenant(customer, func(s *emulator.State) {
+		s.Applications = append(s.Applications, emulator.Application{UniqueName: "scepman"})
+	})
+	ten.Mutate(func(s *emulator.State) {
+		s.Secrets = append(s.Secrets, emulator.Secret{Name: secret, Versions: []emulator.SecretVersion{{Value: "v", Enabled: true}}})
+	})
+	tests := []struct {
+		name      string
+		tenant    string
+		wantApp   bool
+		wantVault bool
+	}{
+		{"customer", customer, true, true},
+		{"home", ten.TenantID(), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := StateOf(ten, tt.tenant)
+			if got := s.Application("scepman") != nil; got != tt.wantApp {
+				t.Errorf("application present %v, want %v", got, tt.wantApp)
+			}
+			if got := s.Secret(secret) != nil; got != tt.wantVault {
+				t.Errorf("secret present %v, want %v", got, tt.wantVault)
+			}
+		})
+	}
+	if v := Check(StateOf(ten, customer), Want{}, Converged); len(v) == 0 {
+		t.Errorf("Check of a half-built customer tenant found nothing")
+	}
+}
