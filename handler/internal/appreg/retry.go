@@ -9,14 +9,23 @@ import (
 	"github.com/scepman-appreg/appreg/handler/internal/logctx"
 )
 
-// Backoff is a capped exponential back-off with full jitter, bounded by the context's deadline.
+// Backoff is a capped exponential back-off with full jitter, bounded by the context's deadline and, for a
+// service that answers nothing but transient errors, by its patience.
 type Backoff struct {
 	Base time.Duration // first delay's ceiling
 	Max  time.Duration // cap of every delay
+	// Patience is the longest one operation keeps retrying an unbroken run of transient errors (5xx, 429,
+	// network): a service that has answered nothing else for that long is taken as down for this run, and
+	// the run fails with its last answer instead of holding its slot until the deadline (a timer runs many
+	// instances; one tenant that is down must not hold up the others). The next run tries again. Waits for
+	// replication (a sentinel retried on purpose) do not count. Zero: the deadline alone bounds retries.
+	Patience time.Duration
 }
 
-// DefaultBackoff suits Graph's replication delay (seconds, sometimes tens of seconds) and throttling.
-var DefaultBackoff = Backoff{Base: 250 * time.Millisecond, Max: 8 * time.Second}
+// DefaultBackoff suits Graph's replication delay (seconds, sometimes tens of seconds) and throttling; its
+// patience outlasts any Retry-After Graph or Key Vault gives for throttling (seconds to a minute) and is
+// above an HTTP trigger's deadline, so that only timers meet it.
+var DefaultBackoff = Backoff{Base: 250 * time.Millisecond, Max: 8 * time.Second, Patience: 150 * time.Second}
 
 // delay is the n-th (from 0) delay: uniform in [ceiling/2, ceiling], ceiling = min(Max, Base*2^n).
 func (b Backoff) delay(n int) time.Duration {
@@ -31,9 +40,10 @@ func (b Backoff) delay(n int) time.Duration {
 }
 
 // retry calls fn until it succeeds, fails with an error retryable does not accept, or the context's
-// deadline would pass before the next try; then it returns fn's last error (not the context's, so the
-// caller learns what kept failing).
+// deadline (or the patience, after transient errors only) would pass before the next try; then it returns
+// fn's last error (not the context's, so the caller learns what kept failing).
 func (b Backoff) retry(ctx context.Context, what string, retryable func(error) bool, fn func() error) error {
+	var down time.Time // when the current unbroken run of transient errors began
 	for n := 0; ; n++ {
 		err := fn()
 		if err == nil || !retryable(err) {
@@ -48,6 +58,17 @@ func (b Backoff) retry(ctx context.Context, what string, retryable func(error) b
 			d = se.RetryAfter
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return err
+		}
+		switch {
+		case !IsTransient(err):
+			down = time.Time{}
+		case down.IsZero():
+			down = time.Now()
+		}
+		if b.Patience > 0 && !down.IsZero() && time.Since(down)+d > b.Patience {
+			logctx.From(ctx).Warn("giving up: only transient errors", "op", what, "attempts", n+1,
+				"for", time.Since(down).Round(time.Millisecond).String(), "err", err.Error())
 			return err
 		}
 		logctx.From(ctx).Debug("retrying", "op", what, "attempt", n+1, "delay", d.String(), "err", err.Error())

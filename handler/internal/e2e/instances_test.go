@@ -1,9 +1,3 @@
-//go:build multitenant
-
-// These black-box tests of issue 14 wait for the emulated world of several tenants and the federated
-// credential exchange (emulator: AddTenant, RegisterFederatedApp, ConsentFederatedApp, SnapshotOf,
-// SetTenantDown, Fault.TenantID). Until the emulator has them, they are built only with -tags multitenant.
-
 package e2e
 
 import (
