@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scepman-appreg/appreg/handler/internal/logctx"
@@ -120,19 +121,28 @@ func (e *Engine) checkSignIn(ctx context.Context, o *Observation) error {
 	return nil
 }
 
-// signIn signs appID in with secret for each resource, stopping at the first refusal.
+// signIn signs appID in with secret for every resource at once (the token requests need nothing from each
+// other), then reads the answers in the resources' order: the first refusal is the verdict.
 func (e *Engine) signIn(ctx context.Context, tenantID, appID string, secret SecretValue, resources []string) (*SignInResult, error) {
-	r := &SignInResult{State: SignInAccepted, Roles: map[string][]string{}}
-	for _, res := range resources {
-		var roles []string
-		err := e.backoff.retry(ctx, "signing in", transient, func() (err error) {
-			roles, err = e.signer.SignIn(ctx, tenantID, appID, secret, res)
-			return err
+	roles := make([][]string, len(resources))
+	errs := make([]error, len(resources))
+	var wg sync.WaitGroup
+	for i, res := range resources {
+		wg.Go(func() {
+			errs[i] = e.backoff.retry(ctx, "signing in", transient, func() (err error) {
+				roles[i], err = e.signer.SignIn(ctx, tenantID, appID, secret, res)
+				return err
+			})
 		})
+	}
+	wg.Wait()
+	r := &SignInResult{State: SignInAccepted, Roles: map[string][]string{}}
+	for i, res := range resources {
+		err := errs[i]
 		var se *ServiceError
 		switch {
 		case err == nil:
-			r.Roles[res] = roles
+			r.Roles[res] = roles[i]
 			continue
 		case errors.Is(err, ErrSignInRefused) && errors.As(err, &se) && strings.EqualFold(se.Code, aadstsNoServicePrincipal):
 			// Not a verdict on the secret: the application has no service principal, which the

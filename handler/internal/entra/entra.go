@@ -155,6 +155,9 @@ type metadataCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[string]cached
+	// fetching holds a channel per key being fetched, closed when the fetch ends: sign-ins that start
+	// together (one per resource) wait for the first one's answer instead of fetching it again.
+	fetching map[string]chan struct{}
 }
 
 type cached struct {
@@ -175,13 +178,37 @@ func (m *metadataCache) RoundTrip(r *http.Request) (*http.Response, error) {
 		return m.next.RoundTrip(r)
 	}
 	key := r.URL.String()
-	m.mu.Lock()
-	e, ok := m.entries[key]
-	m.mu.Unlock()
-	if ok && time.Since(e.at) < m.ttl {
-		return &http.Response{StatusCode: e.status, Status: http.StatusText(e.status), Header: e.header.Clone(),
-			Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body)), Request: r,
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
+	for {
+		m.mu.Lock()
+		e, ok := m.entries[key]
+		if ok && time.Since(e.at) < m.ttl {
+			m.mu.Unlock()
+			return &http.Response{StatusCode: e.status, Status: http.StatusText(e.status), Header: e.header.Clone(),
+				Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body)), Request: r,
+				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
+		}
+		wait, busy := m.fetching[key]
+		if !busy {
+			if m.fetching == nil {
+				m.fetching = map[string]chan struct{}{}
+			}
+			done := make(chan struct{})
+			m.fetching[key] = done
+			m.mu.Unlock()
+			defer func() {
+				m.mu.Lock()
+				delete(m.fetching, key)
+				m.mu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait: // the other fetch ended: its answer is cached, or this one fetches
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
 	}
 	resp, err := m.next.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusOK {
