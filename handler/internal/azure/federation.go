@@ -37,7 +37,15 @@ type Federation struct {
 
 	mu    sync.Mutex
 	home  string
-	creds map[string]*azidentity.ClientAssertionCredential
+	creds map[string]*exchange
+}
+
+// exchange is the federated application's credential in one tenant. Its token requests go one at a time:
+// the instances of a tenant that start together wait for the first one's token, which azidentity then
+// keeps, instead of each asking the token service (tokens amortised per tenant).
+type exchange struct {
+	mu   sync.Mutex
+	cred *azidentity.ClientAssertionCredential
 }
 
 // NewFederation returns the credentials of the tenants, from the managed identity mi. appID may be empty:
@@ -45,7 +53,7 @@ type Federation struct {
 // the Graph root's .default scope.
 func NewFederation(mi azcore.TokenCredential, appID, authorityHost, graphScope string, hc *http.Client) *Federation {
 	return &Federation{mi: mi, appID: appID, authority: strings.TrimRight(authorityHost, "/") + "/", hc: hc, graph: graphScope,
-		creds: map[string]*azidentity.ClientAssertionCredential{}}
+		creds: map[string]*exchange{}}
 }
 
 // Credential is the credential for tenantID ("" for the identity's own tenant).
@@ -91,7 +99,7 @@ func (f *Federation) assertion(ctx context.Context) (string, error) {
 	return tok.Token, nil
 }
 
-func (f *Federation) credential(tenantID string) (*azidentity.ClientAssertionCredential, error) {
+func (f *Federation) credential(tenantID string) (*exchange, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	key := strings.ToLower(tenantID)
@@ -106,8 +114,9 @@ func (f *Federation) credential(tenantID string) (*azidentity.ClientAssertionCre
 	if err != nil {
 		return nil, err
 	}
-	f.creds[key] = c
-	return c, nil
+	x := &exchange{cred: c}
+	f.creds[key] = x
+	return x, nil
 }
 
 // tenantCredential is the credential of one tenant, decided at its first token: the managed identity when
@@ -134,11 +143,13 @@ func (c *tenantCredential) GetToken(ctx context.Context, opts policy.TokenReques
 			Advice: EnvFederatedAppID + " must name the multi-tenant application whose federated identity credential trusts the function's " +
 				"managed identity, consented in that tenant; nothing was written there"}
 	}
-	cred, err := f.credential(c.tenant)
+	x, err := f.credential(c.tenant)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
-	tok, err := cred.GetToken(ctx, opts)
+	x.mu.Lock()
+	tok, err := x.cred.GetToken(ctx, opts)
+	x.mu.Unlock()
 	if err != nil {
 		return azcore.AccessToken{}, f.classify(ctx, c.tenant, err)
 	}

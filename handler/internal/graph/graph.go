@@ -226,7 +226,7 @@ func (d *Directory) TenantID(ctx context.Context) (string, error) {
 	if d.tenantID != "" {
 		return d.tenantID, nil
 	}
-	tok, err := d.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{d.scope}})
+	tok, err := d.cred.GetToken(ctx, d.tokenOptions())
 	if err != nil {
 		return "", fmt.Errorf("getting an access token for Microsoft Graph: %w", d.classify(ctx, op{what: "getting a token"}, nil, err))
 	}
@@ -239,6 +239,13 @@ func (d *Directory) TenantID(ctx context.Context) (string, error) {
 	return tid, nil
 }
 
+// tokenOptions ask for the token the SDK's authentication provider asks for (kiota enables continuous
+// access evaluation), so that the credential's cache answers both: azidentity keeps CAE and other tokens
+// apart, and a client-assertion credential would otherwise exchange twice per tenant.
+func (d *Directory) tokenOptions() policy.TokenRequestOptions {
+	return policy.TokenRequestOptions{Scopes: []string{d.scope}, EnableCAE: true}
+}
+
 // roles is the roles claim of the credential's Graph token: the application permissions the identity
 // holds (as of that token; a managed identity's token is cached for up to 24 h). ok is false when no
 // token could be read. The token comes from the credential's cache, so this costs no request once
@@ -249,7 +256,7 @@ func (d *Directory) roles(ctx context.Context) ([]string, bool) {
 	if d.tokRead {
 		return d.tokRoles, true
 	}
-	tok, err := d.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{d.scope}})
+	tok, err := d.cred.GetToken(ctx, d.tokenOptions())
 	if err != nil {
 		return nil, false
 	}

@@ -107,6 +107,41 @@ func TestTenantIDFromToken(t *testing.T) {
 	}
 }
 
+// TestOneTokenPerTenantThroughFederation: in a customer tenant, reached as the federated application, the
+// tenant id and the SDK's requests share one token exchange. (The SDK asks for a token with continuous
+// access evaluation; azidentity keeps such tokens apart from others, so the tenant id must ask alike.)
+func TestOneTokenPerTenantThroughFederation(t *testing.T) {
+	const customer = "c0c0c0c0-0000-4000-8000-00000000000c"
+	ten := emulatortest.Start(t, emulator.Options{IdentityClientID: emulator.NewGUID()})
+	if err := ten.AddTenant(customer, false); err != nil {
+		t.Fatal(err)
+	}
+	appID := ten.RegisterFederatedApp("SCEPman app registrations (MSP)")
+	if err := ten.ConsentFederatedApp(customer, appID, emulator.RoleApplicationReadAll); err != nil {
+		t.Fatal(err)
+	}
+	hc := ten.HTTPClient()
+	mi, err := azure.NewCredential(emulatortest.Getenv(t, ten), hc)
+	if err != nil {
+		t.Fatalf("NewCredential: %v", err)
+	}
+	fed := azure.NewFederation(mi, appID, "https://login.microsoftonline.com", "https://graph.microsoft.com/.default", hc)
+	d, err := graph.New(fed.Credential(customer), "", hc)
+	if err != nil {
+		t.Fatalf("graph.New: %v", err)
+	}
+	ctx := ctxFor(t)
+	if got, err := d.TenantID(ctx); err != nil || got != customer {
+		t.Fatalf("TenantID = %q, %v; want %s", got, err, customer)
+	}
+	if _, err := d.Snapshot(ctx, appreg.SnapshotQuery{UniqueName: "scepman", Resources: []string{appreg.GraphAppID}}); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if n := ten.Stats().Op(emulator.OpLoginToken).Requests; n != 1 {
+		t.Errorf("token exchanges in the customer tenant = %d, want 1 (the tenant id and the SDK share the token)", n)
+	}
+}
+
 func TestApplicationLifecycle(t *testing.T) {
 	ten := emulatortest.Start(t, emulator.Options{})
 	d := newDirectory(t, ten, nil)
