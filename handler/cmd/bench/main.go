@@ -11,7 +11,10 @@
 //     not due and a rotate that renews, each beside the fewest requests the operation needs;
 //   - latency of the same operations with a round-trip time added at the emulated tenant;
 //   - peak RSS (VmHWM) of the handler over a provision, a status and a rotation;
-//   - size of the stripped handler and of the deployment zip, beside the same for benchfloor.
+//   - size of the stripped handler and of the deployment zip, beside the same for benchfloor;
+//   - the fleet (issue 14): one compliance run over 200 instances in 20 emulated tenants at 50 ms RTT,
+//     its wall time beside the floor of every instance's sequential round trips at the timers'
+//     concurrency, its requests per instance and the handler's peak RSS.
 //
 // Everything runs on loopback against in-process emulated tenants; the handler is the real binary, run
 // as the Functions host runs it (FUNCTIONS_CUSTOMHANDLER_PORT and the platform's managed identity
@@ -20,7 +23,7 @@
 //
 // The files: main.go runs the steps; startup.go measures the cold start; handler.go starts tenants and
 // handler processes; sequence.go runs and counts the operations, with their floors; rows.go turns the
-// counts into rows; footprint.go measures memory and size; report.go prints the table and writes
+// counts into rows; fleet.go runs and counts the fleet; footprint.go measures memory and size; report.go prints the table and writes
 // BENCHMARKS.md.
 package main
 
@@ -51,6 +54,7 @@ type options struct {
 	distZip        string
 	markdown       string // BENCHMARKS.md to write the tables into; "" writes nothing
 	verbose        bool
+	fleet          bool // measure the fleet of issue 14
 }
 
 func main() {
@@ -64,6 +68,7 @@ func main() {
 	flag.StringVar(&o.distZip, "dist-zip", "dist/appreg-func.zip", "deployment zip of `make package`, reported when present")
 	flag.StringVar(&o.markdown, "markdown", "", "write the tables between the <!-- bench:begin NAME --> and <!-- bench:end NAME --> comments of this file (BENCHMARKS.md)")
 	flag.BoolVar(&o.verbose, "v", false, "print the operations each figure counted")
+	flag.BoolVar(&o.fleet, "fleet", true, fmt.Sprintf("measure one compliance run over %d instances in %d emulated tenants", fleetInstances, fleetTenants))
 	flag.Parse()
 	if o.starts < 1 || o.reps < 1 || o.rtt <= 0 {
 		fmt.Fprintln(os.Stderr, "bench: -starts and -reps must be at least 1, -rtt more than 0")
@@ -125,6 +130,15 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	var fleet []row
+	if o.fleet {
+		step("fleet: provision, then compliance at %s RTT, over %d instances in %d tenants", o.rtt, fleetInstances, fleetTenants)
+		warm, cold, err := runFleet(o, o.rtt)
+		if err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		fleet = fleetRows(warm, cold, o.rtt)
+	}
 	step("size")
 	size, err := sizeRows(o, tmp)
 	if err != nil {
@@ -138,6 +152,7 @@ func run(o options) error {
 	rows = append(rows, latencyRows(slow, o.rtt)...)
 	rows = append(rows, mem...)
 	rows = append(rows, size...)
+	rows = append(rows, fleet...)
 
 	r := report{
 		rows:     rows,
