@@ -179,21 +179,35 @@ func TestAnotherTenantWithoutFederation(t *testing.T) {
 
 func TestInvalidInstancesWriteNothing(t *testing.T) {
 	t.Parallel()
-	tests := map[string]string{
-		"not an array":       `{"name":"a"}`,
-		"a bad name":         `[{"name":"Contoso"}]`,
-		"a repeated name":    `[{"name":"a","secretName":"x"},{"name":"a","secretName":"y"}]`,
-		"one tenant and app": `[{"name":"a","secretName":"x"},{"name":"b","secretName":"y"}]`,
-		"one vault secret":   `[{"name":"a"},{"name":"b","tenantId":"` + customerA + `"}]`,
+	tests := map[string]struct {
+		instances string
+		noVault   bool   // APPREG_KEY_VAULT_URL unset
+		want      string // in the message, beside APPREG_INSTANCES
+	}{
+		"not an array":       {instances: `{"name":"a"}`, want: "a JSON array of objects"},
+		"not objects":        {instances: `["contoso"]`, want: "a JSON array of objects"},
+		"an unknown key":     {instances: `[{"name":"a","vault":"https://x.vault.azure.net/"}]`, want: `unknown field "vault"`},
+		"a bad name":         {instances: `[{"name":"Contoso"}]`, want: "[0].name"},
+		"a name too long":    {instances: `[{"name":"` + strings.Repeat("a", 41) + `"}]`, want: "1 to 40 characters"},
+		"a repeated name":    {instances: `[{"name":"a","secretName":"x"},{"name":"a","secretName":"y"}]`, want: "no other instance has"},
+		"one tenant and app": {instances: `[{"name":"a","secretName":"x"},{"name":"b","secretName":"y"}]`, want: "(b).uniqueName"},
+		"one vault secret":   {instances: `[{"name":"a"},{"name":"b","tenantId":"` + customerA + `"}]`, want: "(b).secretName"},
+		"no vault":           {instances: `[{"name":"a"}]`, noVault: true, want: "(a).keyVaultUrl is not set"},
+		"a bad value":        {instances: `[{"name":"a","permissionLevel":7}]`, want: "(a).permissionLevel"},
 	}
-	for name, instances := range tests {
+	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			a := start(t, setup{settings: map[string]string{"APPREG_INSTANCES": instances}})
+			a := start(t, setup{settings: map[string]string{"APPREG_INSTANCES": tt.instances}, env: func(env map[string]string) {
+				if tt.noVault {
+					delete(env, "APPREG_KEY_VAULT_URL")
+				}
+			}})
 			var e apiError
 			if got := a.call(http.MethodPost, "/api/provision", "", &e); got != http.StatusInternalServerError ||
-				e.Error.Code != "InvalidConfiguration" || !strings.Contains(e.Error.Message, "APPREG_INSTANCES") {
-				t.Errorf("provision: %d %+v, want 500 InvalidConfiguration naming APPREG_INSTANCES", got, e.Error)
+				e.Error.Code != "InvalidConfiguration" || !strings.Contains(e.Error.Message, "APPREG_INSTANCES") ||
+				!strings.Contains(e.Error.Message, tt.want) {
+				t.Errorf("provision: %d %+v, want 500 InvalidConfiguration naming APPREG_INSTANCES and %q", got, e.Error, tt.want)
 			}
 			if w := a.writes(); w != 0 {
 				t.Errorf("%d writes reached Graph or Key Vault", w)
