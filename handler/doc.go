@@ -29,6 +29,10 @@ The rest:
     the settings, builds every instance's engine (newInstances), then listens.
   - config loads every setting once, at start (APPREG_INSTANCES in instances.go); an invalid one is reported
     by name in the log and in every response, and no engine is built, so nothing is written.
+  - retries live in the engine (appreg/retry.go): capped exponential back-off with jitter, a floor of the
+    service's Retry-After, bounded by the invocation's deadline and, for an unbroken run of transient
+    errors, by a patience of 150 s, so that a timer over many instances reports a tenant that is down
+    instead of holding its slot to the end.
   - logctx carries the request's logger (invocationId, instance) into the engine; without one, the default
     logger, which run sets to its own.
   - emulator is the emulated world: fake Microsoft Graph (several tenants), Key Vault, the managed identity,
