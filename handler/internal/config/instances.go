@@ -3,7 +3,9 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 )
@@ -53,11 +55,7 @@ func loadInstances(raw string, c Config, fail func(name, value, expected string)
 	dec.DisallowUnknownFields()
 	var elems []instanceJSON
 	if err := dec.Decode(&elems); err != nil || dec.More() {
-		why := "not valid JSON"
-		if err != nil {
-			why = err.Error()
-		}
-		fail(EnvInstances, clip(raw), shape+" ("+why+"; the keys are name, tenantId, displayName, uniqueName, permissionLevel, keyVaultUrl, secretName, consent, refreshSiteIds)")
+		fail(EnvInstances, clip(raw), shape+" ("+jsonProblem(err)+"; the keys are name, tenantId, displayName, uniqueName, permissionLevel, keyVaultUrl, secretName, consent, refreshSiteIds)")
 		return nil, true
 	}
 	if len(elems) == 0 {
@@ -156,6 +154,25 @@ func loadInstances(raw string, c Config, fail func(name, value, expected string)
 		out = append(out, in)
 	}
 	return out, true
+}
+
+// jsonProblem says in an admin's words what the decoder found wrong (its own errors name Go types).
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return "more than one JSON value"
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not valid JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("%q is a JSON %s, which it cannot be", typ.Field, typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("found a JSON %s where an array of objects or an object was expected", typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "the JSON ends too early"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // clip shortens a long value for a message.

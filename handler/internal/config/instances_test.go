@@ -63,7 +63,10 @@ func TestInvalidInstances(t *testing.T) {
 		noDefault bool   // APPREG_KEY_VAULT_URL unset
 	}{
 		{name: "not JSON", env: map[string]string{EnvInstances: `[{"name":`}, setting: EnvInstances, expected: "a JSON array of objects"},
-		{name: "not an array", env: map[string]string{EnvInstances: `{"name":"a"}`}, setting: EnvInstances, expected: "a JSON array"},
+		{name: "not an array", env: map[string]string{EnvInstances: `{"name":"a"}`}, setting: EnvInstances, expected: "found a JSON object where"},
+		{name: "not objects", env: map[string]string{EnvInstances: `["contoso"]`}, setting: EnvInstances, expected: "found a JSON string where"},
+		{name: "a key of the wrong type", env: map[string]string{EnvInstances: `[{"name":"a","permissionLevel":"high"}]`}, setting: EnvInstances, expected: `"permissionLevel" is a JSON string`},
+		{name: "two values", env: map[string]string{EnvInstances: `[{"name":"a"}] [{"name":"b"}]`}, setting: EnvInstances, expected: "more than one JSON value"},
 		{name: "empty array", env: map[string]string{EnvInstances: `[]`}, setting: EnvInstances, expected: "at least one instance"},
 		{name: "unknown key", env: map[string]string{EnvInstances: `[{"name":"a","vault":"x"}]`}, setting: EnvInstances, expected: "the keys are"},
 		{name: "no name", env: map[string]string{EnvInstances: `[{"tenantId":"` + tenantB + `"}]`}, setting: EnvInstances + "[0].name", expected: "1 to 40 characters"},
@@ -96,6 +99,9 @@ func TestInvalidInstances(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.setting) || !strings.Contains(err.Error(), tt.expected) {
 				t.Errorf("error %q does not name %q with %q", err, tt.setting, tt.expected)
+			}
+			if strings.Contains(err.Error(), "Go value") || strings.Contains(err.Error(), "config.") {
+				t.Errorf("error %q speaks of Go types, not of the setting", err)
 			}
 		})
 	}
