@@ -18,13 +18,7 @@ import (
 func TestFederationTokensPerTenant(t *testing.T) {
 	const customer = "c0c0c0c0-0000-4000-8000-00000000000c"
 	ten := emulatortest.Start(t, emulator.Options{IdentityClientID: emulator.NewGUID()})
-	if err := ten.AddTenant(customer, false); err != nil {
-		t.Fatal(err)
-	}
-	appID := ten.RegisterFederatedApp("SCEPman app registrations (MSP)")
-	if err := ten.ConsentFederatedApp(customer, appID, emulator.RoleApplicationReadAll); err != nil {
-		t.Fatal(err)
-	}
+	appID := emulatortest.Customer(t, ten, customer, emulator.RoleApplicationReadAll)
 	getenv := emulatortest.Getenv(t, ten)
 	hc, err := azure.NewHTTPClient(getenv)
 	if err != nil {

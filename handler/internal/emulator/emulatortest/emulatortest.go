@@ -80,3 +80,18 @@ func Getenv(t testing.TB, ten *emulator.Tenant) func(string) string {
 		return os.Getenv(k)
 	}
 }
+
+// Customer adds tenantID to ten's world as a customer tenant, registers the federated application (its
+// federated credential trusting ten's managed identity) and has the customer's administrator consent to
+// it with roles; it returns the application's id.
+func Customer(t testing.TB, ten *emulator.Tenant, tenantID string, roles ...string) (appID string) {
+	t.Helper()
+	if err := ten.AddTenant(tenantID, false); err != nil {
+		t.Fatal(err)
+	}
+	appID = ten.RegisterFederatedApp("SCEPman app registrations (MSP)")
+	if err := ten.ConsentFederatedApp(tenantID, appID, roles...); err != nil {
+		t.Fatal(err)
+	}
+	return appID
+}
