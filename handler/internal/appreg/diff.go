@@ -375,14 +375,14 @@ func (s Settings) unexpectedConsents(o *Observation) []unexpectedConsent {
 	}
 	var out []unexpectedConsent
 	seen := map[string]bool{} // resource appId + "/" + role value
-	for i := range o.Assigned {
-		a := &o.Assigned[i]
+	for _, a := range o.Assigned {
 		if o.SP == nil || !strings.EqualFold(a.PrincipalID, o.SP.ID) || wanted(a.ResourceID, a.AppRoleID) {
 			continue
 		}
 		name, resAppID, value := describeRole(o, a.ResourceID, a.AppRoleID)
 		seen[resAppID+"/"+value] = true
-		out = append(out, unexpectedConsent{assignment: a, message: fmt.Sprintf(
+		// A copy: the caller revokes and deletes from o.Assigned as it goes, which moves the elements.
+		out = append(out, unexpectedConsent{assignment: &a, message: fmt.Sprintf(
 			"the service principal holds %s (app role assignment %s), which level %d does not include", name, a.ID, s.PermissionLevel)})
 	}
 	if r := o.SignIn; r != nil && r.State == SignInAccepted {

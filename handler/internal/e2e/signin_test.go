@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,14 +73,11 @@ func TestTamperedSecretIsCaughtAndRepaired(t *testing.T) {
 	t.Parallel()
 	a, p := provisioned(t, setup{})
 	// An hour later, someone pastes a wrong value into the vault, as a new version with the right tags.
-	// (Within 10 minutes of its credential's start, a refused secret counts as pending.)
-	a.tenant.Mutate(func(s *emulator.State) {
-		cred := s.Application("scepman").PasswordCredential(p.Secret.KeyID)
-		cred.StartDateTime = cred.StartDateTime.Add(-time.Hour)
-		cur := *s.Secret(secretName).Current()
-		cur.Version, cur.Value, cur.Created = "", "not-the-secret-the-app-holds", cur.Created.Add(time.Second)
-		s.Secret(secretName).Versions = append(s.Secret(secretName).Versions, cur)
-	})
+	// (Within 10 minutes of its credential's start, a refused secret counts as pending: TamperSecret
+	// moves the credential's start an hour back.)
+	if keyID, err := a.tenant.TamperSecret(secretName); err != nil || keyID != p.Secret.KeyID {
+		t.Fatalf("TamperSecret = %s, %v; want the current credential %s", keyID, err, p.Secret.KeyID)
+	}
 	var st signedStatus
 	if got := a.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || st.Compliant {
 		t.Fatalf("status with a tampered secret: %d compliant=%v, want not compliant", got, st.Compliant)
@@ -194,40 +193,43 @@ func TestDisabledApplicationIsRejected(t *testing.T) {
 // an error; provision removes it in grant mode, and only reports it in admin mode.
 func TestUnexpectedConsent(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"grant", "admin"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			a := start(t, setup{settings: map[string]string{"APPREG_PERMISSION_LEVEL": "1"}})
-			if got := a.call(http.MethodPost, "/api/provision", "", nil); got != http.StatusCreated {
-				t.Fatalf("provision at level 1: %d", got)
-			}
-			a.host.Close()
-			b := start(t, setup{tenant: a.tenant, settings: map[string]string{"APPREG_PERMISSION_LEVEL": "0", "APPREG_CONSENT": mode}})
-			var st signedStatus
-			if got := b.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || st.Compliant {
-				t.Fatalf("status after lowering the level: %d %v, want not compliant", got, st.codes())
-			}
-			n := 0
-			for _, c := range st.codes() {
-				if c == "CONSENT_UNEXPECTED" {
-					n++
+	// From level 2, three extra assignments: revoking them one by one must not lose track of the others.
+	for _, from := range []struct{ level, extra int }{{1, 2}, {2, 3}} {
+		for _, mode := range []string{"grant", "admin"} {
+			t.Run(fmt.Sprintf("from level %d, %s", from.level, mode), func(t *testing.T) {
+				t.Parallel()
+				a := start(t, setup{settings: map[string]string{"APPREG_PERMISSION_LEVEL": strconv.Itoa(from.level)}})
+				if got := a.call(http.MethodPost, "/api/provision", "", nil); got != http.StatusCreated {
+					t.Fatalf("provision at level %d: %d", from.level, got)
 				}
-			}
-			if n != 2 {
-				t.Errorf("findings %v, want CONSENT_UNEXPECTED for each of the two level-1 permissions", st.codes())
-			}
-			var p signedProvision
-			if got := b.call(http.MethodPost, "/api/provision", "", &p); got != http.StatusOK {
-				t.Fatalf("provision: %d", got)
-			}
-			b.call(http.MethodGet, "/api/status", "", &st)
-			if mode == "grant" && !st.Compliant {
-				t.Errorf("status after provision in grant mode: %v, want compliant (the extra assignments removed)", st.codes())
-			}
-			if mode == "admin" && !slices.Contains(st.codes(), "CONSENT_UNEXPECTED") {
-				t.Errorf("status after provision in admin mode: %v, want CONSENT_UNEXPECTED still reported", st.codes())
-			}
-		})
+				a.host.Close()
+				b := start(t, setup{tenant: a.tenant, settings: map[string]string{"APPREG_PERMISSION_LEVEL": "0", "APPREG_CONSENT": mode}})
+				var st signedStatus
+				if got := b.call(http.MethodGet, "/api/status", "", &st); got != http.StatusOK || st.Compliant {
+					t.Fatalf("status after lowering the level: %d %v, want not compliant", got, st.codes())
+				}
+				n := 0
+				for _, c := range st.codes() {
+					if c == "CONSENT_UNEXPECTED" {
+						n++
+					}
+				}
+				if n != from.extra {
+					t.Errorf("findings %v, want CONSENT_UNEXPECTED for each of the %d permissions above level 0", st.codes(), from.extra)
+				}
+				var p signedProvision
+				if got := b.call(http.MethodPost, "/api/provision", "", &p); got != http.StatusOK {
+					t.Fatalf("provision: %d", got)
+				}
+				b.call(http.MethodGet, "/api/status", "", &st)
+				if mode == "grant" && !st.Compliant {
+					t.Errorf("status after provision in grant mode: %v, want compliant (the extra assignments removed)", st.codes())
+				}
+				if mode == "admin" && !slices.Contains(st.codes(), "CONSENT_UNEXPECTED") {
+					t.Errorf("status after provision in admin mode: %v, want CONSENT_UNEXPECTED still reported", st.codes())
+				}
+			})
+		}
 	}
 }
 
