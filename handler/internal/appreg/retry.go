@@ -18,7 +18,8 @@ type Backoff struct {
 	// network): a service that has answered nothing else for that long is taken as down for this run, and
 	// the run fails with its last answer instead of holding its slot until the deadline (a timer runs many
 	// instances; one tenant that is down must not hold up the others). The next run tries again. Waits for
-	// replication (a sentinel retried on purpose) do not count. Zero: the deadline alone bounds retries.
+	// Azure to catch up (replication, concurrency, recovery) do not count (serviceDown). Zero: the deadline
+	// alone bounds retries.
 	Patience time.Duration
 }
 
@@ -61,7 +62,7 @@ func (b Backoff) retry(ctx context.Context, what string, retryable func(error) b
 			return err
 		}
 		switch {
-		case !IsTransient(err):
+		case !serviceDown(err):
 			down = time.Time{}
 		case down.IsZero():
 			down = time.Now()
@@ -80,6 +81,13 @@ func (b Backoff) retry(ctx context.Context, what string, retryable func(error) b
 		case <-t.C:
 		}
 	}
+}
+
+// serviceDown tells the errors that patience counts: the service throttles or does not answer (5xx, 429,
+// network). Replication, concurrency and recovery errors are transient too, but they are waits for Azure
+// to catch up, which may take minutes (reference section 8), and do not count.
+func serviceDown(err error) bool {
+	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable)
 }
 
 // transient accepts the errors worth retrying anywhere.

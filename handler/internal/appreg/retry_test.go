@@ -62,6 +62,12 @@ func TestRetryPatience(t *testing.T) {
 			}
 			return down
 		}, wantErr: nil, minGone: 0, maxGone: 5 * time.Second},
+		{name: "replication errors are not counted", answers: func(n int) error {
+			if n > 40 {
+				return nil
+			}
+			return &ServiceError{Service: ServiceGraph, Kind: ErrNotReplicated, Status: 400}
+		}, wantErr: nil, minGone: 0, maxGone: 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -211,7 +211,9 @@ func (e *Engine) awaitAcceptance(ctx context.Context, app *Application, cred Pas
 	secret := NewSecretValue(text)
 	start := time.Now()
 	var last *SignInResult
-	err := e.backoff.retry(wctx, "waiting for the token service to accept the new secret", transientOr(errNotAccepted), func() error {
+	// Only errNotAccepted is retried here: signIn retries transient errors itself, within the patience.
+	notAccepted := func(err error) bool { return errors.Is(err, errNotAccepted) }
+	err := e.backoff.retry(wctx, "waiting for the token service to accept the new secret", notAccepted, func() error {
 		r, err := e.signIn(wctx, tenantID, app.AppID, secret, resources[:1])
 		if err != nil {
 			return err
