@@ -18,23 +18,14 @@ const (
 	fleetInstances = 200 // 10 per tenant
 	maxFleetRSS    = 128 << 20
 	maxFleetRatio  = 1.5 // wall time ÷ floor
-	// fleetSequential is the round trips in sequence of one instance's warm compliance check, as of a
-	// status: $batch{GET app, SP, assignments} ‖ GET secret → the sign-in tokens at once.
-	fleetSequential = 2
 )
 
-// fleetResult is what one fleet run measured.
+// fleetResult is what one fleet run measured: the counts of measureOf (latency is the run's wall time),
+// the tenants reached and the handler's peak RSS.
 type fleetResult struct {
-	wall             time.Duration
-	requests         int // Graph and Key Vault, challenges left out
-	writes, errors   int
-	signInTokens     int // token service token requests (sign-in checks and federated exchanges)
-	openIDConfig     int // the tenants' OpenID configuration
-	loginOther       int // the token service's other requests
-	idTokens         int // managed identity token requests
-	tenantsReached   int // tenants whose Graph or token service was reached
-	peakRSS          int64
-	parallel, tenant int
+	measure
+	tenantsReached int // tenants whose Graph or token service was reached
+	peakRSS        int64
 }
 
 // fleetEnv adds APPREG_INSTANCES and APPREG_FEDERATED_APP_ID for a fleet on ten: fleetInstances instances
@@ -121,7 +112,6 @@ func runFleet(o options, rtt time.Duration) (warm, cold fleetResult, err error) 
 
 // fleetCompliance runs the compliance timer once on p and counts what the tenants received.
 func fleetCompliance(ten *emulator.Tenant, p *proc) (fleetResult, error) {
-	res := fleetResult{parallel: server.DefaultParallel, tenant: fleetTenants}
 	ten.ResetStats()
 	start := time.Now()
 	var comp struct {
@@ -132,9 +122,9 @@ func fleetCompliance(ten *emulator.Tenant, p *proc) (fleetResult, error) {
 		} `json:"ReturnValue"`
 	}
 	if err := p.call(http.MethodPost, "/compliance", timerBody("compliance"), http.StatusOK, &comp); err != nil {
-		return res, fmt.Errorf("compliance over the fleet: %w\nhandler output (tail):\n%s", err, tail(p.out.String(), 20))
+		return fleetResult{}, fmt.Errorf("compliance over the fleet: %w\nhandler output (tail):\n%s", err, tail(p.out.String(), 20))
 	}
-	res.wall = time.Since(start)
+	res := fleetResult{measure: measureOf(ten.Stats(), time.Since(start))}
 	if n := len(comp.ReturnValue.Instances); n != fleetInstances {
 		return res, fmt.Errorf("compliance answered for %d instances, want %d", n, fleetInstances)
 	}
@@ -143,12 +133,7 @@ func fleetCompliance(ten *emulator.Tenant, p *proc) (fleetResult, error) {
 			return res, fmt.Errorf("instance %s is not compliant", name)
 		}
 	}
-	st := ten.Stats()
-	m := measureOf(st, res.wall)
-	res.requests, res.writes, res.errors = m.roundTrips, m.writes, m.errors
-	res.signInTokens, res.idTokens, res.openIDConfig = m.signInTokens, m.idTokens, m.openIDConfig
-	res.loginOther = m.instanceDiscovery + m.loginOther
-	for _, n := range st.ByTenant {
+	for _, n := range ten.Stats().ByTenant {
 		if n > 0 {
 			res.tenantsReached++
 		}
@@ -158,29 +143,27 @@ func fleetCompliance(ten *emulator.Tenant, p *proc) (fleetResult, error) {
 	return res, err
 }
 
-// fleetFloor is the wall time no fleet run can beat: every instance's sequential round trips, r.parallel
-// instances at once.
-func fleetFloor(r fleetResult, sequential int, rtt time.Duration) time.Duration {
-	return time.Duration(fleetInstances*sequential) * rtt / time.Duration(r.parallel)
-}
-
 // fleetRows turns the fleet's runs into rows: the warm run against the targets of issue 14, the cold one
-// as information (what a new process pays, tokens and metadata per tenant).
+// as information (what a new process pays, tokens and metadata per tenant). A run's floor is every
+// instance's round trips in sequence (a status's warm, the start-up's cold), server.DefaultParallel
+// instances at once.
 func fleetRows(warm, cold fleetResult, rtt time.Duration) []row {
 	per := func(n int) string { return strconv.FormatFloat(float64(n)/fleetInstances, 'f', 2, 64) }
-	name := fmt.Sprintf("fleet: compliance over %d instances in %d tenants", fleetInstances, warm.tenant)
-	floorOf := func(r fleetResult, sequential int) (time.Duration, string) {
-		f := fleetFloor(r, sequential, rtt)
-		return f, fmt.Sprintf("%s (%d × %d sequential ÷ %d × %s)", ms(f), fleetInstances, sequential, r.parallel, ms(rtt))
+	name := fmt.Sprintf("fleet: compliance over %d instances in %d tenants", fleetInstances, fleetTenants)
+	floorOf := func(op string) (time.Duration, string) {
+		seq := floors[op].sequential
+		f := time.Duration(fleetInstances*seq) * rtt / server.DefaultParallel
+		return f, fmt.Sprintf("%s (%d × %d sequential ÷ %d × %s)", ms(f), fleetInstances, seq, server.DefaultParallel, ms(rtt))
 	}
-	wf, wfText := floorOf(warm, fleetSequential)
-	cf, cfText := floorOf(cold, floors[opColdStatus].sequential)
-	ratio := float64(warm.wall) / float64(wf)
-	customers := warm.tenant - 1
+	wf, wfText := floorOf(opStatus)
+	cf, cfText := floorOf(opColdStatus)
+	ratio := float64(warm.latency) / float64(wf)
+	const customers = fleetTenants - 1
+	signIns := floors[opStatus].tokens * fleetInstances // the sign-in checks' tokens
 	return []row{
 		{
-			figure:   fmt.Sprintf("%s at %s RTT, %d at once", name, ms(rtt), warm.parallel),
-			measured: fmt.Sprintf("%s (%.2f × floor)", ms(warm.wall), ratio),
+			figure:   fmt.Sprintf("%s at %s RTT, %d at once", name, ms(rtt), server.DefaultParallel),
+			measured: fmt.Sprintf("%s (%.2f × floor)", ms(warm.latency), ratio),
 			floor:    wfText,
 			target:   fmt.Sprintf("≤ %.1f × floor", maxFleetRatio),
 			verdict:  verdict(ratio <= maxFleetRatio),
@@ -188,18 +171,18 @@ func fleetRows(warm, cold fleetResult, rtt time.Duration) []row {
 		{
 			figure: name + ": Graph and Key Vault round trips per instance",
 			measured: fmt.Sprintf("%s (%d in all, %d writes, %d error answers, +%d MI tokens)",
-				per(warm.requests), warm.requests, warm.writes, warm.errors, warm.idTokens),
+				per(warm.roundTrips), warm.roundTrips, warm.writes, warm.errors, warm.idTokens),
 			floor:   strconv.Itoa(floors[opStatus].requests),
 			target:  fmt.Sprintf("≤ %d, no writes", maxQuietRequests),
-			verdict: verdict(warm.requests <= maxQuietRequests*fleetInstances && warm.writes == 0 && warm.errors == 0),
+			verdict: verdict(warm.roundTrips <= maxQuietRequests*fleetInstances && warm.writes == 0 && warm.errors == 0),
 		},
 		{
 			figure: name + ": token service requests per instance",
 			measured: fmt.Sprintf("%s tokens (%d in all), %d metadata, %d other; %d tenants reached",
-				per(warm.signInTokens), warm.signInTokens, warm.openIDConfig, warm.loginOther, warm.tenantsReached),
+				per(warm.signInTokens), warm.signInTokens, warm.openIDConfig, warm.instanceDiscovery+warm.loginOther, warm.tenantsReached),
 			floor:   fmt.Sprintf("%d tokens (the sign-in check)", floors[opStatus].tokens),
 			target:  "1 token per resource; the federation's tokens kept per tenant",
-			verdict: verdict(warm.signInTokens == floors[opStatus].tokens*fleetInstances && warm.openIDConfig == 0 && warm.loginOther == 0),
+			verdict: verdict(warm.signInTokens == signIns && warm.openIDConfig == 0 && warm.instanceDiscovery+warm.loginOther == 0),
 		},
 		{
 			figure:   name + ": peak RSS (VmHWM) of the handler over provision and compliance",
@@ -210,7 +193,7 @@ func fleetRows(warm, cold fleetResult, rtt time.Duration) []row {
 		},
 		{
 			figure:   fmt.Sprintf("%s, information: the first call of a new process, at %s RTT", name, ms(rtt)),
-			measured: fmt.Sprintf("%s (%.2f × floor)", ms(cold.wall), float64(cold.wall)/float64(cf)),
+			measured: fmt.Sprintf("%s (%.2f × floor)", ms(cold.latency), float64(cold.latency)/float64(cf)),
 			floor:    cfText,
 			target:   "— (information only)",
 			verdict:  "—",
@@ -219,12 +202,12 @@ func fleetRows(warm, cold fleetResult, rtt time.Duration) []row {
 			figure: name + ", information: requests of the first call of a new process",
 			measured: fmt.Sprintf("%s Graph/Key Vault per instance (%d), %d MI tokens; token service: %d tokens "+
 				"(%d sign-in + %d federation), %d metadata, %d other; %d tenants reached",
-				per(cold.requests), cold.requests, cold.idTokens, cold.signInTokens, floors[opStatus].tokens*fleetInstances,
-				cold.signInTokens-floors[opStatus].tokens*fleetInstances, cold.openIDConfig, cold.loginOther, cold.tenantsReached),
+				per(cold.roundTrips), cold.roundTrips, cold.idTokens, cold.signInTokens, signIns,
+				cold.signInTokens-signIns, cold.openIDConfig, cold.instanceDiscovery+cold.loginOther, cold.tenantsReached),
 			floor: fmt.Sprintf("%d per instance; %d sign-in tokens + 1 federation token per other tenant (%d)",
-				floors[opColdStatus].requests, floors[opStatus].tokens*fleetInstances, customers),
+				floors[opColdStatus].requests, signIns, customers),
 			target:  "tokens and metadata amortised per tenant",
-			verdict: verdict(cold.signInTokens <= floors[opStatus].tokens*fleetInstances+customers && cold.openIDConfig <= 2*warm.tenant && cold.loginOther == 0),
+			verdict: verdict(cold.signInTokens <= signIns+customers && cold.openIDConfig <= 2*fleetTenants && cold.instanceDiscovery+cold.loginOther == 0),
 		},
 	}
 }

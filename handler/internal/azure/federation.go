@@ -27,7 +27,8 @@ const EnvFederatedAppID = "APPREG_FEDERATED_APP_ID"
 // own tenant; in any other, the multi-tenant application appID, signed in with a client assertion that is
 // the managed identity's token for api://AzureADTokenExchange (a federated identity credential of that
 // application trusts the identity). The application needs no secret of its own. One credential per tenant
-// is built, once, and shared by the instances of that tenant.
+// is built, once, and shared by the instances of that tenant; azidentity lets one token request of a
+// credential out at a time and keeps its token, so the instances of a tenant share one exchange.
 type Federation struct {
 	mi        azcore.TokenCredential
 	appID     string // "" when APPREG_FEDERATED_APP_ID is unset
@@ -37,15 +38,7 @@ type Federation struct {
 
 	mu    sync.Mutex
 	home  string
-	creds map[string]*exchange
-}
-
-// exchange is the federated application's credential in one tenant. Its token requests go one at a time:
-// the instances of a tenant that start together wait for the first one's token, which azidentity then
-// keeps, instead of each asking the token service (tokens amortised per tenant).
-type exchange struct {
-	mu   sync.Mutex
-	cred *azidentity.ClientAssertionCredential
+	creds map[string]*azidentity.ClientAssertionCredential
 }
 
 // NewFederation returns the credentials of the tenants, from the managed identity mi. appID may be empty:
@@ -53,7 +46,7 @@ type exchange struct {
 // the Graph root's .default scope.
 func NewFederation(mi azcore.TokenCredential, appID, authorityHost, graphScope string, hc *http.Client) *Federation {
 	return &Federation{mi: mi, appID: appID, authority: strings.TrimRight(authorityHost, "/") + "/", hc: hc, graph: graphScope,
-		creds: map[string]*exchange{}}
+		creds: map[string]*azidentity.ClientAssertionCredential{}}
 }
 
 // Credential is the credential for tenantID ("" for the identity's own tenant).
@@ -99,7 +92,7 @@ func (f *Federation) assertion(ctx context.Context) (string, error) {
 	return tok.Token, nil
 }
 
-func (f *Federation) credential(tenantID string) (*exchange, error) {
+func (f *Federation) credential(tenantID string) (*azidentity.ClientAssertionCredential, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	key := strings.ToLower(tenantID)
@@ -114,9 +107,8 @@ func (f *Federation) credential(tenantID string) (*exchange, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &exchange{cred: c}
-	f.creds[key] = x
-	return x, nil
+	f.creds[key] = c
+	return c, nil
 }
 
 // tenantCredential is the credential of one tenant, decided at its first token: the managed identity when
@@ -143,13 +135,11 @@ func (c *tenantCredential) GetToken(ctx context.Context, opts policy.TokenReques
 			Advice: EnvFederatedAppID + " must name the multi-tenant application whose federated identity credential trusts the function's " +
 				"managed identity, consented in that tenant; nothing was written there"}
 	}
-	x, err := f.credential(c.tenant)
+	cred, err := f.credential(c.tenant)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
-	x.mu.Lock()
-	tok, err := x.cred.GetToken(ctx, opts)
-	x.mu.Unlock()
+	tok, err := cred.GetToken(ctx, opts)
 	if err != nil {
 		return azcore.AccessToken{}, f.classify(ctx, c.tenant, err)
 	}

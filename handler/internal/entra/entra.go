@@ -48,7 +48,7 @@ func New(authorityHost string, hc *http.Client) *Client {
 	}
 	return &Client{
 		authority: strings.TrimRight(authorityHost, "/") + "/",
-		transport: &http.Client{Transport: &metadataCache{next: base, ttl: metadataTTL, entries: map[string]cached{}}},
+		transport: &http.Client{Transport: &metadataCache{next: base, ttl: metadataTTL, entries: map[string]cached{}, fetching: map[string]*sync.Mutex{}}},
 	}
 }
 
@@ -155,9 +155,10 @@ type metadataCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[string]cached
-	// fetching holds a channel per key being fetched, closed when the fetch ends: sign-ins that start
-	// together (one per resource) wait for the first one's answer instead of fetching it again.
-	fetching map[string]chan struct{}
+	// fetching lets one GET of each key out at a time: sign-ins that start together (one per resource)
+	// wait for the first one's answer instead of fetching it again. Other tenants and cached answers do
+	// not wait.
+	fetching map[string]*sync.Mutex
 }
 
 type cached struct {
@@ -172,43 +173,39 @@ func isMetadata(r *http.Request) bool {
 		(strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") || strings.HasSuffix(r.URL.Path, "/discovery/instance"))
 }
 
+// cached answers r from the cache when it holds a fresh answer for key.
+func (m *metadataCache) cached(key string, r *http.Request) (*http.Response, bool) {
+	m.mu.Lock()
+	e, ok := m.entries[key]
+	m.mu.Unlock()
+	if !ok || time.Since(e.at) >= m.ttl {
+		return nil, false
+	}
+	return &http.Response{StatusCode: e.status, Status: http.StatusText(e.status), Header: e.header.Clone(),
+		Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body)), Request: r,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, true
+}
+
 // RoundTrip serves a metadata GET from the cache when it can.
 func (m *metadataCache) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !isMetadata(r) {
 		return m.next.RoundTrip(r)
 	}
 	key := r.URL.String()
-	for {
-		m.mu.Lock()
-		e, ok := m.entries[key]
-		if ok && time.Since(e.at) < m.ttl {
-			m.mu.Unlock()
-			return &http.Response{StatusCode: e.status, Status: http.StatusText(e.status), Header: e.header.Clone(),
-				Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body)), Request: r,
-				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
-		}
-		wait, busy := m.fetching[key]
-		if !busy {
-			if m.fetching == nil {
-				m.fetching = map[string]chan struct{}{}
-			}
-			done := make(chan struct{})
-			m.fetching[key] = done
-			m.mu.Unlock()
-			defer func() {
-				m.mu.Lock()
-				delete(m.fetching, key)
-				m.mu.Unlock()
-				close(done)
-			}()
-			break
-		}
-		m.mu.Unlock()
-		select {
-		case <-wait: // the other fetch ended: its answer is cached, or this one fetches
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
+	if resp, ok := m.cached(key, r); ok {
+		return resp, nil
+	}
+	m.mu.Lock()
+	fetch, ok := m.fetching[key]
+	if !ok {
+		fetch = &sync.Mutex{}
+		m.fetching[key] = fetch
+	}
+	m.mu.Unlock()
+	fetch.Lock()
+	defer fetch.Unlock()
+	if resp, ok := m.cached(key, r); ok { // fetched while this one waited
+		return resp, nil
 	}
 	resp, err := m.next.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusOK {
