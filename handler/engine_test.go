@@ -350,3 +350,12 @@ func TestRotateWithoutApplication(t *testing.T) {
 		t.Errorf("%d writes, want 0", got)
 	}
 }
+
+// newEngine builds the engine of the first instance (the only one without APPREG_INSTANCES), as run does.
+func newEngine(cfg config.Config, getenv func(string) string, now func() time.Time) (*appreg.Engine, error) {
+	ins, err := newInstances(cfg, getenv, now)
+	if err != nil {
+		return nil, err
+	}
+	return ins[0].engine, nil
+}

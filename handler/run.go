@@ -127,12 +127,3 @@ func newInstances(cfg config.Config, getenv func(string) string, now func() time
 	}
 	return out, nil
 }
-
-// newEngine builds the engine of the first instance (the only one without APPREG_INSTANCES).
-func newEngine(cfg config.Config, getenv func(string) string, now func() time.Time) (*appreg.Engine, error) {
-	ins, err := newInstances(cfg, getenv, now)
-	if err != nil {
-		return nil, err
-	}
-	return ins[0].engine, nil
-}

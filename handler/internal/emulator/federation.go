@@ -128,9 +128,7 @@ func (t *Tenant) assertionClient(req *request, d *directory, clientID, assertion
 		return nil, &ans
 	}
 	notFound := func() (*ServicePrincipal, *answer) {
-		return refuse(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+clientID+
-			"' was not found in the directory '"+d.id+"'. This can happen if the application has not been installed by the "+
-			"administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
+		return refuse(http.StatusBadRequest, "unauthorized_client", 700016, appNotFoundText(clientID, d.id))
 	}
 	app, owner := t.federatedApplication(clientID, d)
 	if app == nil || !visible(app.VisibleAt) {
@@ -141,10 +139,9 @@ func (t *Tenant) assertionClient(req *request, d *directory, clientID, assertion
 	case (sp == nil || !visible(sp.VisibleAt)) && owner != d:
 		return notFound() // not installed (consented) in this tenant
 	case sp == nil || !visible(sp.VisibleAt):
-		return refuse(http.StatusUnauthorized, "invalid_client", 7000229, "The client application "+app.AppID+
-			" is missing service principal in the tenant "+d.id+". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119")
+		return refuse(http.StatusUnauthorized, "invalid_client", 7000229, noServicePrincipalText(app.AppID, d.id))
 	case !sp.AccountEnabled:
-		return refuse(http.StatusBadRequest, "unauthorized_client", 7000112, "Application '"+app.AppID+"'("+app.DisplayName+") is disabled.")
+		return refuse(http.StatusBadRequest, "unauthorized_client", 7000112, appDisabledText(app))
 	}
 	c, err := parseToken(assertion)
 	if err != nil {

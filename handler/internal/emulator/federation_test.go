@@ -164,14 +164,26 @@ func TestRegisterAndConsentFederatedApp(t *testing.T) {
 		{"unknown role", w.unconsented, w.appID, "Nothing.Read.All"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := w.objects()
 			if err := w.tenant.ConsentFederatedApp(tc.tenant, tc.app, tc.role); err == nil {
 				t.Errorf("ConsentFederatedApp: no error")
 			}
-			if w.tenant.SnapshotOf(w.unconsented).ServicePrincipalByAppID(w.appID) != nil {
-				t.Errorf("a failed consent left a service principal")
+			if after := w.objects(); after != before {
+				t.Errorf("a failed consent changed the world: service principals and assignments %v, were %v", after, before)
 			}
 		})
 	}
+}
+
+// objects counts the service principals and app role assignments of every tenant of the world.
+func (w *world) objects() [2]int {
+	var n [2]int
+	for _, tid := range w.tenant.Tenants() {
+		s := w.tenant.SnapshotOf(tid)
+		n[0] += len(s.ServicePrincipals)
+		n[1] += len(s.AppRoleAssignments)
+	}
+	return n
 }
 
 func TestFederatedSignIn(t *testing.T) {

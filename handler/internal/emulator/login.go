@@ -2,8 +2,6 @@ package emulator
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
@@ -249,6 +247,22 @@ func scopeResource(req *request, scope string) (string, *answer) {
 	return rest[0][:len(rest[0])-len("/.default")], nil
 }
 
+// Entra's texts of the refusals of a client, for a secret (signInClient) and an assertion (assertionClient).
+func appNotFoundText(clientID, tenant string) string {
+	return "Application with identifier '" + clientID + "' was not found in the directory '" + tenant + "'. This can happen if " +
+		"the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. " +
+		"You may have sent your authentication request to the wrong tenant."
+}
+
+func noServicePrincipalText(appID, tenant string) string {
+	return "The client application " + appID + " is missing service principal in the tenant " + tenant +
+		". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"
+}
+
+func appDisabledText(app *Application) string {
+	return "Application '" + app.AppID + "'(" + app.DisplayName + ") is disabled."
+}
+
 // signInClient checks the client application and its secret; it returns the client's service principal,
 // or Entra's refusal. Runs under t.mu.
 func (t *Tenant) signInClient(req *request, tenant, clientID, secret string) (*ServicePrincipal, *answer) {
@@ -259,17 +273,14 @@ func (t *Tenant) signInClient(req *request, tenant, clientID, secret string) (*S
 	}
 	app := t.state.ApplicationByAppID(clientID)
 	if app == nil || !visible(app.VisibleAt) {
-		return refuse(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+clientID+
-			"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the "+
-			"administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
+		return refuse(http.StatusBadRequest, "unauthorized_client", 700016, appNotFoundText(clientID, tenant))
 	}
 	sp := t.state.ServicePrincipalByAppID(app.AppID)
 	if sp == nil || !visible(sp.VisibleAt) {
-		return refuse(http.StatusUnauthorized, "invalid_client", 7000229, "The client application "+app.AppID+
-			" is missing service principal in the tenant "+t.dirID+". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119")
+		return refuse(http.StatusUnauthorized, "invalid_client", 7000229, noServicePrincipalText(app.AppID, t.dirID))
 	}
 	if !sp.AccountEnabled {
-		return refuse(http.StatusBadRequest, "unauthorized_client", 7000112, "Application '"+app.AppID+"'("+app.DisplayName+") is disabled.")
+		return refuse(http.StatusBadRequest, "unauthorized_client", 7000112, appDisabledText(app))
 	}
 	var cred *PasswordCredential
 	for i := range app.PasswordCredentials {
@@ -316,26 +327,6 @@ func (t *Tenant) resourcePrincipal(resource string) *ServicePrincipal {
 	return nil
 }
 
-// appTokenClaims are the claims of an application token (v1.0, as Entra issues them for Microsoft Graph
-// and the Intune API).
-type appTokenClaims struct {
-	Aud      string   `json:"aud"`
-	Iss      string   `json:"iss"`
-	Iat      int64    `json:"iat"`
-	Nbf      int64    `json:"nbf"`
-	Exp      int64    `json:"exp"`
-	AppID    string   `json:"appid"`
-	AppIDAcr string   `json:"appidacr"` // "1": the client authenticated with a secret
-	Idp      string   `json:"idp"`
-	Idtyp    string   `json:"idtyp"`
-	Oid      string   `json:"oid"`
-	Roles    []string `json:"roles,omitempty"`
-	Sub      string   `json:"sub"`
-	Tid      string   `json:"tid"`
-	Uti      string   `json:"uti"`
-	Ver      string   `json:"ver"`
-}
-
 // appToken issues the access token of a client of the current directory for a resource: aud is the
 // resource as requested, roles the values of the client's (replicated) app role assignments on the
 // resource, appidacr acr ("1" secret, "2" assertion). Runs under t.mu.
@@ -351,22 +342,11 @@ func (t *Tenant) appToken(client, res *ServicePrincipal, resource, acr string) s
 		}
 	}
 	now := time.Now()
-	return signJWT(appTokenClaims{
+	return signToken(claims{
 		Aud: resource, Iss: issuer(t.dirID), Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(tokenLifetime).Unix(),
 		AppID: client.AppID, AppIDAcr: acr, Idp: issuer(t.dirID), Idtyp: "app", Oid: client.ID, Roles: roles,
 		Sub: client.ID, Tid: t.dirID, Uti: newAssignmentID()[:22], Ver: "1.0",
 	})
-}
-
-// signJWT encodes and signs any claims as signToken does (HS256, the process's key).
-func signJWT(c any) string {
-	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	payload, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // claims always marshal
-	}
-	signed := header + "." + base64.RawURLEncoding.EncodeToString(payload)
-	return signed + "." + base64.RawURLEncoding.EncodeToString(mac(signed))
 }
 
 // loginJSON is a JSON answer of the token service, with its cache and request id headers.

@@ -52,6 +52,10 @@ type claims struct {
 	Nbf   int64    `json:"nbf"`
 	Exp   int64    `json:"exp"`
 	Ver   string   `json:"ver"`
+	// Of an application token of the token service (login.go) only:
+	AppIDAcr string `json:"appidacr,omitempty"` // "1": the client authenticated with a secret, "2" an assertion
+	Idp      string `json:"idp,omitempty"`
+	Uti      string `json:"uti,omitempty"`
 }
 
 // hasRole tells whether the token carries any of roles.
@@ -92,8 +96,16 @@ func issuer(tenantID string) string { return "https://sts.windows.net/" + tenant
 // credential that trusts the identity names it.
 func FederatedIssuer(tenantID string) string { return loginBase + "/" + tenantID + "/v2.0" }
 
-// signToken encodes and signs c as a JWT.
-func signToken(c claims) string { return signJWT(c) }
+// signToken encodes and signs c as a JWT (HS256, the process's key).
+func signToken(c claims) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	payload, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // claims always marshal
+	}
+	signed := header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return signed + "." + base64.RawURLEncoding.EncodeToString(mac(signed))
+}
 
 func mac(s string) []byte {
 	h := hmac.New(sha256.New, signingKey())

@@ -11,9 +11,6 @@ import (
 	"time"
 )
 
-// maxWarnings bounds TimerInvocation.Warnings: a payload full of surprises still makes one short log line.
-const maxWarnings = 16
-
 // DecodeTimer reads the body of a timer invocation whose binding is named binding (the contract's is
 // BindingTimer). The payload is read for logging only, and a renewal must never be lost to a change in
 // the host's payload, so ANY JSON object is a valid invocation: what DecodeTimer can read it reads, and
@@ -79,13 +76,10 @@ type reader struct {
 	warnings []string
 }
 
+// warn notes a member of unexpected shape. The decoder reads each member it knows once, so the warnings
+// are bounded by those members (12), however surprising the payload.
 func (r *reader) warn(path, problem string) {
-	switch {
-	case len(r.warnings) < maxWarnings:
-		r.warnings = append(r.warnings, path+": "+problem)
-	case len(r.warnings) == maxWarnings:
-		r.warnings = append(r.warnings, "…: more members of unexpected shape")
-	}
+	r.warnings = append(r.warnings, path+": "+problem)
 }
 
 // object reads the member name of m as an object (with stringOK, also a JSON string that holds one). A

@@ -37,7 +37,11 @@ func TestOneInstanceByName(t *testing.T) {
 	if stubs["a"].calls.Load() != 0 || stubs["c"].calls.Load() != 0 || stubs["b"].calls.Load() != 1 {
 		t.Errorf("calls a=%d b=%d c=%d, want only b", stubs["a"].calls.Load(), stubs["b"].calls.Load(), stubs["c"].calls.Load())
 	}
-	for _, l := range f.logs.withMsg(t, "engine at work") {
+	lines := f.logs.withMsg(t, "engine at work")
+	if len(lines) == 0 {
+		t.Error(`no "engine at work" log line: the check of the instance attribute saw nothing`)
+	}
+	for _, l := range lines {
 		if l["instance"] != "b" {
 			t.Errorf("the engine's log line %v does not carry instance b", l)
 		}

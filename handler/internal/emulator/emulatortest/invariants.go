@@ -124,27 +124,6 @@ func Verify(t testing.TB, step string, ten *emulator.Tenant, w Want, phase Phase
 	return out
 }
 
-// StateOf is the state an instance in tenantID works on: that tenant's directory (SnapshotOf) with the
-// vault of the home tenant (Secrets and DeletedSecrets of Snapshot), which serves every instance. For the
-// home tenant it is Snapshot.
-func StateOf(ten *emulator.Tenant, tenantID string) emulator.State {
-	s := ten.SnapshotOf(tenantID)
-	home := ten.Snapshot()
-	s.Secrets, s.DeletedSecrets = home.Secrets, home.DeletedSecrets
-	return s
-}
-
-// VerifyIn is Verify for an instance in tenantID (StateOf).
-func VerifyIn(t testing.TB, step string, ten *emulator.Tenant, tenantID string, w Want, phase Phase) []string {
-	t.Helper()
-	var out []string
-	for _, v := range Check(StateOf(ten, tenantID), w, phase) {
-		out = append(out, step+": "+v)
-		t.Error(step + ": " + v)
-	}
-	return out
-}
-
 // Check returns every invariant of the phase that the state breaks; none when it holds.
 func Check(s emulator.State, w Want, phase Phase) []string {
 	w = w.defaults()
